@@ -1,0 +1,1 @@
+//! answer stage (filled in by its owner).

@@ -1,0 +1,1 @@
+//! embed stage (filled in by its owner).

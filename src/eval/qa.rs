@@ -1,0 +1,1 @@
+//! Q&A file format.

@@ -1,0 +1,1 @@
+//! generate stage (filled in by its owner).

@@ -1,0 +1,12 @@
+//! docqa: answer questions about a folder of documents, offline on a CPU, with checked citations.
+//!
+//! The pipeline flows one way: corpus -> embed/BM25 -> index -> retrieve -> prompt -> generate ->
+//! check citations -> answer; `eval` drives the same pipeline over a Q&A file.
+
+pub mod answer;
+pub mod corpus;
+pub mod embed;
+pub mod eval;
+pub mod generate;
+pub mod index;
+pub mod models;
