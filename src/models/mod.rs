@@ -1,1 +1,25 @@
-//! models stage (filled in by its owner).
+//! Model registry, fetching and the verified local cache. Every command that needs a model asks
+//! [`Store::ensure`] for it; nothing else in docqa touches the network.
+//!
+//! The registry is the set of manifests in `models/*.toml`, compiled into the binary so the tool
+//! works from any directory. Each manifest lists the final files with their sha256, the sources to
+//! fetch them from in order of preference, and files derived locally (GGUF re-encoding).
+
+mod registry;
+pub mod requant;
+mod source;
+mod store;
+
+pub use registry::{
+    DerivedFile, ModelFile, ModelName, ModelRole, ModelSpec, Registry, Source, SourceKind,
+    Transform,
+};
+pub use source::FetchError;
+pub use store::{
+    sha256_file, FetchOptions, FileState, FileStatus, LocalModel, ModelStatus, Progress, Store,
+    StoreError, CACHE_ENV,
+};
+
+/// The models docqa uses when none is named.
+pub const DEFAULT_EMBEDDER: &str = "all-minilm-l6-v2";
+pub const DEFAULT_GENERATOR: &str = "qwen2.5-coder-0.5b-instruct";

@@ -1,0 +1,158 @@
+//! Flag parsing and printing for every subcommand.
+
+mod models_cmd;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use docqa::models::{FetchOptions, Registry, Store};
+
+/// Exit codes: 0 success, 1 error, 2 usage error (clap), 3 an eval threshold was missed.
+pub const EXIT_ERROR: u8 = 1;
+
+#[derive(Parser)]
+#[command(
+    name = "docqa",
+    version,
+    about = "Answer questions about a folder of documents, offline on a CPU, with checked citations",
+    long_about = "docqa ranks the chunks of a folder of documents for a question (BERT embeddings \
+                  + BM25), has a small local LLM draft an answer that cites the chunks it used, \
+                  checks every citation, and says so when the documents do not hold the answer.\n\n\
+                  Models are fetched on first use into a verified cache (DOCQA_CACHE)."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct GlobalArgs {
+    /// Model cache folder [default: the user's cache dir + /docqa]
+    #[arg(long, global = true, env = "DOCQA_CACHE")]
+    pub cache: Option<PathBuf>,
+    /// Never touch the network; fail if a model is not cached (also HF_HUB_OFFLINE=1)
+    #[arg(long, global = true)]
+    pub offline: bool,
+    /// CPU threads for model inference [default: all cores]
+    #[arg(long, global = true, env = "DOCQA_THREADS")]
+    pub threads: Option<usize>,
+    /// Hide progress bars and informational messages
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// List, fetch and verify the registered models
+    Models {
+        #[command(subcommand)]
+        command: models_cmd::ModelsCommand,
+    },
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.global.quiet);
+    if let Some(n) = cli.global.threads {
+        // candle's CPU kernels size their thread pools from this variable.
+        std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
+    }
+    let result = match &cli.command {
+        Command::Models { command } => models_cmd::run(&cli.global, command),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn init_tracing(quiet: bool) {
+    let default = if quiet { "warn" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DOCQA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .without_time()
+        .init();
+}
+
+impl GlobalArgs {
+    pub fn store(&self) -> Store {
+        let root = self.cache.clone().unwrap_or_else(Store::default_root);
+        Store::new(root, Registry::builtin())
+    }
+
+    pub fn fetch_options(&self) -> FetchOptions {
+        FetchOptions {
+            offline: self.offline,
+            quiet: self.quiet,
+        }
+    }
+
+    /// Prints a pull's progress lines on stderr unless quiet.
+    pub fn progress_printer(&self) -> impl FnMut(&str) {
+        let quiet = self.quiet;
+        move |line: &str| {
+            if !quiet {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// Formats a byte count for tables.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Renders rows as an aligned plain-text table.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    out.push('\n');
+    for row in rows {
+        out.push_str(&line(row.clone()));
+        out.push('\n');
+    }
+    out
+}
