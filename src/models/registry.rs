@@ -101,6 +101,9 @@ pub struct Source {
     pub repo: Option<String>,
     #[serde(default)]
     pub revision: Option<String>,
+    /// Hub endpoint for `hf` sources (a mirror); `HF_ENDPOINT` or the Hub's default otherwise.
+    #[serde(default)]
+    pub endpoint: Option<String>,
     #[serde(default)]
     pub package: Option<String>,
     #[serde(default)]

@@ -216,7 +216,11 @@ fn fetch_hf(
         why,
     };
     let mut builder = ApiBuilder::from_env().with_progress(show_progress);
-    if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
+    if let Some(endpoint) = source
+        .endpoint
+        .clone()
+        .or_else(|| std::env::var("HF_ENDPOINT").ok())
+    {
         builder = builder.with_endpoint(endpoint);
     }
     let api = builder.build().map_err(|e| hub_err("-", e.to_string()))?;
