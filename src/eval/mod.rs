@@ -1,4 +1,5 @@
-//! Eval harness: Q&A file format, metrics, runner, reports.
+//! Eval harness: Q&A file format, metrics, runner, reports and quality gates.
 
 pub mod metrics;
 pub mod qa;
+pub mod thresholds;
