@@ -30,7 +30,10 @@ fn pull_assembles_multi_part_model_and_verifies_hashes() {
     let store = store_in(tmp.path());
     let name = "qwen2.5-coder-0.5b-instruct";
     let spec = store.registry().get(name).unwrap().clone();
-    assert!(spec.sources[0].files["model.gguf"].len() > 1, "a multi-part model");
+    assert!(
+        spec.sources[0].files["model.gguf"].len() > 1,
+        "a multi-part model"
+    );
     let model = store.pull(name, quiet(), &mut no_progress()).unwrap();
     let gguf = model.path("model.gguf");
     assert_eq!(
@@ -61,7 +64,10 @@ fn corrupted_file_is_detected_named_and_replaced_by_pull() {
         .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{msg}");
-    assert!(msg.contains("config.json") && msg.contains(&expected), "{msg}");
+    assert!(
+        msg.contains("config.json") && msg.contains(&expected),
+        "{msg}"
+    );
     assert!(msg.contains("docqa models pull all-minilm-l6-v2"), "{msg}");
 
     store.pull(MINILM, quiet(), &mut no_progress()).unwrap();
@@ -107,7 +113,9 @@ fn unreachable_source_falls_through_to_the_next_within_seconds() {
     let mut lines = Vec::new();
     let started = Instant::now();
     let model = store
-        .pull(MINILM, quiet(), &mut |l: &str| lines.push((started.elapsed(), l.to_string())))
+        .pull(MINILM, quiet(), &mut |l: &str| {
+            lines.push((started.elapsed(), l.to_string()))
+        })
         .unwrap();
     assert!(model.path("model.safetensors").exists());
     let failed_at = lines
@@ -115,8 +123,14 @@ fn unreachable_source_falls_through_to_the_next_within_seconds() {
         .find(|(_, l)| l.contains("hf source failed"))
         .unwrap_or_else(|| panic!("no hf failure reported: {lines:?}"))
         .0;
-    assert!(failed_at.as_secs_f64() < 5.0, "hf failure took {failed_at:?}");
-    assert!(lines.iter().any(|(_, l)| l.contains("fetched from pypi")), "{lines:?}");
+    assert!(
+        failed_at.as_secs_f64() < 5.0,
+        "hf failure took {failed_at:?}"
+    );
+    assert!(
+        lines.iter().any(|(_, l)| l.contains("fetched from pypi")),
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -165,7 +179,11 @@ fn models_list_and_verify_print_tables_and_json() {
     assert!(ok);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["models"].as_array().unwrap().len(), 5);
-    assert!(v["models"].as_array().unwrap().iter().all(|m| m["cached"] == "no"));
+    assert!(v["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["cached"] == "no"));
 
     let (ok, _) = run(&["-q", "models", "pull", MINILM]);
     assert!(ok);
