@@ -1,1 +1,204 @@
-//! generate stage (filled in by its owner).
+//! Text generation: the [`Generator`] trait that the answer stage drafts with, and its candle
+//! implementation over GGUF files ([`GgufGenerator`]) with the tokenizer and chat template read
+//! from the GGUF itself.
+//!
+//! Model code here takes a file path and a device; it never touches the CLI, the model store or
+//! the network. Thread count is the caller's business (candle reads `RAYON_NUM_THREADS`).
+
+use std::path::PathBuf;
+
+pub mod requant;
+pub mod template;
+pub mod tokenizer;
+
+pub use requant::{requantize_slow_tensors, RequantReport};
+pub use template::ChatTemplate;
+pub use tokenizer::tokenizer_from_gguf;
+
+/// Who says a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Role {
+    /// The role name chat templates expect.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+}
+
+/// What the model is asked: chat messages, rendered with the model's own chat template.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prompt {
+    pub messages: Vec<Message>,
+}
+
+impl Prompt {
+    /// A prompt of one system message and one user message.
+    pub fn new(system: impl Into<String>, user: impl Into<String>) -> Self {
+        Prompt {
+            messages: vec![
+                Message {
+                    role: Role::System,
+                    content: system.into(),
+                },
+                Message {
+                    role: Role::User,
+                    content: user.into(),
+                },
+            ],
+        }
+    }
+
+    /// A prompt of a single user message (the template may add its default system message).
+    pub fn user(user: impl Into<String>) -> Self {
+        Prompt {
+            messages: vec![Message {
+                role: Role::User,
+                content: user.into(),
+            }],
+        }
+    }
+}
+
+/// How to pick tokens and when to stop.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenOptions {
+    /// Upper bound on generated tokens (stop tokens excluded).
+    pub max_tokens: usize,
+    /// `None` or `<= 0` means greedy decoding: the same prompt always gives the same text.
+    pub temperature: Option<f64>,
+    /// Nucleus sampling threshold, used only when sampling with a temperature.
+    pub top_p: Option<f64>,
+    /// Seed for sampling; ignored by greedy decoding.
+    pub seed: u64,
+}
+
+impl Default for GenOptions {
+    fn default() -> Self {
+        GenOptions {
+            max_tokens: 512,
+            temperature: None,
+            top_p: None,
+            seed: 299_792_458,
+        }
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StopReason {
+    /// The model produced one of its stop tokens.
+    StopToken,
+    /// `max_tokens` tokens were generated.
+    MaxTokens,
+    /// The model's context window is full.
+    ContextFull,
+}
+
+/// The drafted text and what it cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    /// Generated text, stop token excluded.
+    pub text: String,
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+    /// Wall time to process the prompt and produce the first token's logits.
+    pub prefill_ms: f64,
+    /// Wall time of the decode loop after prefill.
+    pub decode_ms: f64,
+    pub stop_reason: StopReason,
+}
+
+impl Generation {
+    /// Prompt tokens per second during prefill.
+    pub fn prefill_tokens_per_s(&self) -> f64 {
+        per_second(self.prompt_tokens, self.prefill_ms)
+    }
+
+    /// Generated tokens per second during decode (the first token comes from prefill).
+    pub fn decode_tokens_per_s(&self) -> f64 {
+        per_second(self.generated_tokens.saturating_sub(1), self.decode_ms)
+    }
+}
+
+fn per_second(tokens: usize, ms: f64) -> f64 {
+    if ms > 0.0 {
+        tokens as f64 * 1000.0 / ms
+    } else {
+        0.0
+    }
+}
+
+/// Something that drafts text for a chat prompt.
+pub trait Generator {
+    /// Generates a reply to `prompt`, calling `on_token` with each new piece of text as soon as
+    /// it forms complete UTF-8. The pieces concatenate to `Generation::text`.
+    fn generate(
+        &mut self,
+        prompt: &Prompt,
+        opts: &GenOptions,
+        on_token: &mut dyn FnMut(&str),
+    ) -> Result<Generation, GenerateError>;
+
+    /// [`Generator::generate`] without streaming.
+    fn generate_text(
+        &mut self,
+        prompt: &Prompt,
+        opts: &GenOptions,
+    ) -> Result<Generation, GenerateError> {
+        self.generate(prompt, opts, &mut |_| {})
+    }
+}
+
+/// Errors of the generate stage. Messages name the file, metadata key or model involved.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot read GGUF: {source}")]
+    Gguf {
+        path: PathBuf,
+        #[source]
+        source: candle_core::Error,
+    },
+    #[error("GGUF metadata key `{key}` is missing")]
+    MissingMetadata { key: String },
+    #[error("GGUF metadata key `{key}` is invalid: {reason}")]
+    BadMetadata { key: String, reason: String },
+    #[error("GGUF tensor `{name}` is missing or malformed: {reason}")]
+    BadTensor { name: String, reason: String },
+    #[error("model architecture `{0}` is not supported (supported: qwen2, llama)")]
+    UnsupportedArchitecture(String),
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("chat template: {0}")]
+    Template(String),
+    #[error("the prompt is empty")]
+    EmptyPrompt,
+    #[error("the prompt has {prompt_tokens} tokens but the model's context holds {context}")]
+    PromptTooLong {
+        prompt_tokens: usize,
+        context: usize,
+    },
+    #[error("tensor computation failed: {0}")]
+    Candle(#[from] candle_core::Error),
+}
