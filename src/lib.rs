@@ -10,3 +10,4 @@ pub mod eval;
 pub mod generate;
 pub mod index;
 pub mod models;
+pub mod pipeline;

@@ -1,5 +1,7 @@
 //! Flag parsing and printing for every subcommand.
 
+mod ask_cmd;
+mod corpus_cmd;
 mod models_cmd;
 
 use std::io::IsTerminal;
@@ -47,6 +49,53 @@ pub struct GlobalArgs {
 
 #[derive(Subcommand)]
 pub enum Command {
+    /// Answer a question from the documents, with checked citations
+    ///
+    /// Retrieves the most relevant chunks (hybrid BM25 + embeddings), has the local model draft
+    /// an answer citing them, removes citations that do not check out, and abstains when the
+    /// documents do not hold the answer. The draft streams to stderr on a terminal; the checked
+    /// answer and its sources go to stdout.
+    Ask {
+        /// The question
+        question: String,
+        #[command(flatten)]
+        corpus: corpus_cmd::CorpusArgs,
+        #[command(flatten)]
+        retrieval: corpus_cmd::RetrievalArgs,
+        #[command(flatten)]
+        generator: ask_cmd::GeneratorArgs,
+        /// Print JSON (answer, citations, dropped citations, retrieval scores, models, timings)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rank the corpus's chunks for a question (no generation)
+    Search {
+        /// The question or keywords
+        question: String,
+        #[command(flatten)]
+        corpus: corpus_cmd::CorpusArgs,
+        #[command(flatten)]
+        retrieval: corpus_cmd::RetrievalArgs,
+        /// Print JSON: each hit with id, file, start, end, score and text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build or update the index of a corpus folder (only changed files are re-embedded)
+    ///
+    /// The index lives under the cache (DOCQA_CACHE/indexes/<folder>-<hash>/index.docqa) unless
+    /// --index is given. Every command that reads documents updates it on its own.
+    Index {
+        /// Corpus folder [default: seeds]
+        dir: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        corpus: corpus_cmd::CorpusArgs,
+        /// Ignore the existing index and embed everything again
+        #[arg(long)]
+        rebuild: bool,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// List, fetch and verify the registered models
     Models {
         #[command(subcommand)]
@@ -63,6 +112,31 @@ pub fn run() -> ExitCode {
     }
     let result = match &cli.command {
         Command::Models { command } => models_cmd::run(&cli.global, command),
+        Command::Ask {
+            question,
+            corpus,
+            retrieval,
+            generator,
+            json,
+        } => ask_cmd::run(&cli.global, corpus, retrieval, generator, question, *json),
+        Command::Search {
+            question,
+            corpus,
+            retrieval,
+            json,
+        } => corpus_cmd::run_search(&cli.global, corpus, retrieval, question, *json),
+        Command::Index {
+            dir,
+            corpus,
+            rebuild,
+            json,
+        } => {
+            let mut corpus = corpus.clone();
+            if let Some(dir) = dir {
+                corpus.corpus = dir.clone();
+            }
+            corpus_cmd::run_index(&cli.global, &corpus, *rebuild, *json)
+        }
     };
     match result {
         Ok(code) => code,

@@ -2,4 +2,6 @@
 
 pub mod metrics;
 pub mod qa;
+pub mod report;
+pub mod runner;
 pub mod thresholds;

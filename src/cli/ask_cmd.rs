@@ -1,0 +1,196 @@
+//! `docqa ask`: one question, streamed answer, checked sources.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use docqa::generate::GgufGenerator;
+use docqa::models::{LocalModel, ModelRole, Store};
+use docqa::pipeline::{self, AskConfig, AskOutcome};
+
+use super::corpus_cmd::{snippet, CorpusArgs, Loaded, RetrievalArgs};
+use super::GlobalArgs;
+
+#[derive(clap::Args, Clone)]
+pub struct GeneratorArgs {
+    /// Generator model (see `docqa models list`)
+    #[arg(long, short = 'm', default_value = docqa::models::DEFAULT_GENERATOR)]
+    pub model: String,
+    /// Maximum tokens to generate
+    #[arg(long, default_value_t = AskConfig::default().max_tokens)]
+    pub max_tokens: usize,
+}
+
+pub fn load_generator(
+    global: &GlobalArgs,
+    store: &Store,
+    name: &str,
+) -> Result<(GgufGenerator, LocalModel)> {
+    store.registry().get_role(name, ModelRole::Generator)?;
+    let model = store.ensure(name, global.fetch_options(), &mut global.progress_printer())?;
+    let (path, _) = model.runtime_gguf();
+    let generator = GgufGenerator::load(path, &candle_core::Device::Cpu)?;
+    Ok((generator, model))
+}
+
+pub fn run(
+    global: &GlobalArgs,
+    corpus: &CorpusArgs,
+    retrieval: &RetrievalArgs,
+    gen: &GeneratorArgs,
+    question: &str,
+    json: bool,
+) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let loaded = corpus.load(global, false)?;
+    let store = global.store();
+    let (mut generator, gen_model) = load_generator(global, &store, &gen.model)?;
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
+    let cfg = AskConfig {
+        retrieval: retrieval.config(),
+        max_tokens: gen.max_tokens,
+        ..AskConfig::default()
+    };
+    // The draft streams to a terminal as it is generated; the checked answer replaces it.
+    let stream = !json && std::io::stdout().is_terminal();
+    let mut on_token = |t: &str| {
+        if stream {
+            let mut err = std::io::stderr();
+            let _ = write!(err, "{t}");
+            let _ = err.flush();
+        }
+    };
+    if stream {
+        eprint!("draft: ");
+    }
+    let outcome = pipeline::ask(
+        question,
+        &loaded.index,
+        &loaded.embedder,
+        &mut generator,
+        &cfg,
+        &mut on_token,
+    )?;
+    if stream {
+        eprintln!();
+    }
+    if json {
+        let v = to_json(question, &loaded, &gen_model, &outcome, load_ms);
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print_human(&loaded, &outcome);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_human(loaded: &Loaded, o: &AskOutcome) {
+    println!("{}", o.checked.text);
+    println!();
+    if o.checked.abstained {
+        if let Some(why) = &o.checked.abstain_reason {
+            eprintln!("(abstained: {why})");
+        }
+        println!("Closest passages:");
+        for h in o.hits.iter().take(3) {
+            let c = &loaded.index.chunks[h.index];
+            println!(
+                "  {}  {}:{}-{}  {}",
+                c.id,
+                c.doc,
+                c.start,
+                c.end,
+                snippet(&c.text, 160)
+            );
+        }
+    } else {
+        println!("Sources:");
+        for &i in &o.checked.cited {
+            let c = &loaded.index.chunks[o.hits[i].index];
+            println!(
+                "  [{}] {}  {}:{}-{}  {}",
+                i + 1,
+                c.id,
+                c.doc,
+                c.start,
+                c.end,
+                snippet(&c.text, 160)
+            );
+        }
+    }
+    for d in &o.checked.dropped {
+        eprintln!("dropped citation {}: {}", d.raw, d.reason);
+    }
+    let t = &o.timings;
+    eprintln!(
+        "retrieval {:.0} ms, prompt {} tokens, prefill {:.1} tok/s, decode {:.1} tok/s, total {:.2} s",
+        t.retrieval_ms,
+        t.prompt_tokens,
+        t.prefill_tok_s,
+        t.decode_tok_s,
+        t.total_ms / 1e3
+    );
+}
+
+pub fn to_json(
+    question: &str,
+    loaded: &Loaded,
+    gen_model: &LocalModel,
+    o: &AskOutcome,
+    load_ms: f64,
+) -> serde_json::Value {
+    let citations: Vec<_> = o
+        .checked
+        .cited
+        .iter()
+        .map(|&i| {
+            let c = &loaded.index.chunks[o.hits[i].index];
+            serde_json::json!({
+                "n": i + 1,
+                "id": c.id,
+                "file": c.doc,
+                "start": c.start,
+                "end": c.end,
+                "text": c.text,
+            })
+        })
+        .collect();
+    let retrieved: Vec<_> = o
+        .hits
+        .iter()
+        .map(|h| {
+            let c = &loaded.index.chunks[h.index];
+            serde_json::json!({
+                "id": c.id, "file": c.doc, "start": c.start, "end": c.end,
+                "score": h.score, "dense": h.dense, "bm25": h.bm25,
+            })
+        })
+        .collect();
+    let (gguf, gguf_sha) = gen_model.runtime_gguf();
+    serde_json::json!({
+        "question": question,
+        "answer": o.checked.text,
+        "abstained": o.checked.abstained,
+        "abstain_reason": o.checked.abstain_reason,
+        "citations": citations,
+        "dropped_citations": o.checked.dropped,
+        "sentences": o.checked.sentences,
+        "draft": o.draft,
+        "retrieval": retrieved,
+        "models": {
+            "generator": { "name": gen_model.spec.name, "file": gguf.file_name().map(|f| f.to_string_lossy().into_owned()), "sha256": gguf_sha },
+            "embedder": { "name": loaded.embedder_model.spec.name, "sha256": loaded.embedder_model.sha256("model.safetensors") },
+        },
+        "timings": {
+            "load_ms": load_ms,
+            "retrieval_ms": o.timings.retrieval_ms,
+            "prompt_tokens": o.timings.prompt_tokens,
+            "generated_tokens": o.timings.generated_tokens,
+            "prefill_ms": o.timings.prefill_ms,
+            "decode_ms": o.timings.decode_ms,
+            "prefill_tok_s": o.timings.prefill_tok_s,
+            "decode_tok_s": o.timings.decode_tok_s,
+            "answer_ms": o.timings.total_ms,
+            "total_ms": load_ms + o.timings.total_ms,
+        },
+    })
+}

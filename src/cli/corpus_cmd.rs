@@ -1,0 +1,296 @@
+//! `docqa index` and `docqa search`, and the shared corpus/embedder flags that every command
+//! reading documents takes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use docqa::embed::BertEmbedder;
+use docqa::index::{self, Index, IndexSettings, RetrievalConfig, RetrievalMode};
+use docqa::models::{LocalModel, ModelRole, Store, DEFAULT_EMBEDDER};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::GlobalArgs;
+
+#[derive(Args, Clone)]
+pub struct CorpusArgs {
+    /// Folder of documents (.txt, .md, .html) to answer from
+    #[arg(long, default_value = "seeds")]
+    pub corpus: PathBuf,
+    /// Embedding model (see `docqa models list`)
+    #[arg(long, default_value = DEFAULT_EMBEDDER)]
+    pub embedder: String,
+    /// Index file [default: under the cache, keyed by the corpus folder's absolute path]
+    #[arg(long)]
+    pub index: Option<PathBuf>,
+    /// Target chunk size in tokens (changing it re-indexes)
+    #[arg(long, default_value_t = docqa::corpus::ChunkerConfig::default().max_tokens)]
+    pub chunk_tokens: usize,
+    /// Overlap between consecutive chunks in tokens
+    #[arg(long, default_value_t = docqa::corpus::ChunkerConfig::default().overlap_tokens)]
+    pub chunk_overlap: usize,
+}
+
+#[derive(Args, Clone)]
+pub struct RetrievalArgs {
+    /// Number of chunks to retrieve
+    #[arg(short = 'k', long, default_value_t = 5)]
+    pub k: usize,
+    /// Ranking: dense (embeddings), bm25 (keywords) or hybrid (reciprocal rank fusion of both)
+    #[arg(long, value_enum, default_value_t = RetrievalMode::Hybrid)]
+    pub mode: RetrievalMode,
+    /// Weight of the dense ranking in hybrid fusion
+    #[arg(long, default_value_t = 1.0)]
+    pub dense_weight: f32,
+    /// Weight of the BM25 ranking in hybrid fusion
+    #[arg(long, default_value_t = 1.0)]
+    pub bm25_weight: f32,
+}
+
+impl RetrievalArgs {
+    pub fn config(&self) -> RetrievalConfig {
+        RetrievalConfig {
+            mode: self.mode,
+            k: self.k.max(1),
+            dense_weight: self.dense_weight,
+            bm25_weight: self.bm25_weight,
+            ..RetrievalConfig::default()
+        }
+    }
+}
+
+/// An embedder and the corpus index, both ready.
+pub struct Loaded {
+    pub embedder: BertEmbedder,
+    pub embedder_model: LocalModel,
+    pub index: Index,
+    pub index_path: PathBuf,
+}
+
+pub fn load_embedder(
+    global: &GlobalArgs,
+    store: &Store,
+    name: &str,
+) -> Result<(BertEmbedder, LocalModel)> {
+    store.registry().get_role(name, ModelRole::Embedder)?;
+    let model = store.ensure(name, global.fetch_options(), &mut global.progress_printer())?;
+    let id = format!("{}@{}", name, &model.sha256("model.safetensors")[..12]);
+    let embedder = BertEmbedder::load(
+        model.path("model.safetensors"),
+        model.path("config.json"),
+        model.path("tokenizer.json"),
+        id,
+    )?;
+    Ok((embedder, model))
+}
+
+impl CorpusArgs {
+    pub fn settings(&self) -> IndexSettings {
+        IndexSettings {
+            chunker: docqa::corpus::ChunkerConfig {
+                max_tokens: self.chunk_tokens,
+                overlap_tokens: self.chunk_overlap,
+            },
+            ..IndexSettings::default()
+        }
+    }
+
+    pub fn index_path(&self, store: &Store) -> PathBuf {
+        self.index
+            .clone()
+            .unwrap_or_else(|| index::default_index_path(store.root(), &self.corpus))
+    }
+
+    /// Loads the embedder and brings the corpus index up to date.
+    pub fn load(&self, global: &GlobalArgs, rebuild: bool) -> Result<Loaded> {
+        if !self.corpus.is_dir() {
+            anyhow::bail!(
+                "corpus folder {} not found (pass --corpus DIR)",
+                self.corpus.display()
+            );
+        }
+        let store = global.store();
+        let (embedder, embedder_model) = load_embedder(global, &store, &self.embedder)?;
+        let index_path = self.index_path(&store);
+        let bar = progress_bar(global, "embedding chunks");
+        let (index, report) = Index::update(
+            &index_path,
+            &self.corpus,
+            &embedder,
+            &self.settings(),
+            rebuild,
+            &mut |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            },
+        )
+        .with_context(|| format!("indexing {}", self.corpus.display()))?;
+        bar.finish_and_clear();
+        for (file, why) in &report.skipped_files {
+            tracing::warn!("skipped {file}: {why}");
+        }
+        if report.embedded_chunks > 0 {
+            tracing::info!(
+                "indexed {}: {} chunks ({} embedded, {} files reused) in {:.1}s",
+                self.corpus.display(),
+                report.chunks,
+                report.embedded_chunks,
+                report.reused_files.len(),
+                report.seconds
+            );
+        }
+        Ok(Loaded {
+            embedder,
+            embedder_model,
+            index,
+            index_path,
+        })
+    }
+}
+
+pub fn progress_bar(global: &GlobalArgs, label: &str) -> ProgressBar {
+    use std::io::IsTerminal;
+    if global.quiet || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>18} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(label.to_string());
+    bar
+}
+
+pub fn run_index(
+    global: &GlobalArgs,
+    corpus: &CorpusArgs,
+    rebuild: bool,
+    json: bool,
+) -> Result<ExitCode> {
+    let store = global.store();
+    let (embedder, _) = load_embedder(global, &store, &corpus.embedder)?;
+    let path = corpus.index_path(&store);
+    let bar = progress_bar(global, "embedding chunks");
+    let (index, report) = Index::update(
+        &path,
+        &corpus.corpus,
+        &embedder,
+        &corpus.settings(),
+        rebuild,
+        &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )?;
+    bar.finish_and_clear();
+    if json {
+        let v = serde_json::json!({
+            "index": path,
+            "corpus": corpus.corpus,
+            "embedder": index.embedder_id,
+            "report": report,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "{}: {} chunks from {} files ({} re-embedded, {} unchanged, {} removed, {} skipped) in {:.2}s",
+            path.display(),
+            report.chunks,
+            report.reused_files.len() + report.embedded_files.len(),
+            report.embedded_files.len(),
+            report.reused_files.len(),
+            report.removed_files.len(),
+            report.skipped_files.len(),
+            report.seconds
+        );
+        for (file, why) in &report.skipped_files {
+            println!("  skipped {file}: {why}");
+        }
+        if let Some(why) = &report.rebuilt_reason {
+            println!("  rebuilt: {why}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_search(
+    global: &GlobalArgs,
+    corpus: &CorpusArgs,
+    retrieval: &RetrievalArgs,
+    question: &str,
+    json: bool,
+) -> Result<ExitCode> {
+    let loaded = corpus.load(global, false)?;
+    let started = std::time::Instant::now();
+    let hits = index::retrieve(
+        &loaded.index,
+        &loaded.embedder,
+        question,
+        &retrieval.config(),
+    )?;
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    if json {
+        let hits: Vec<_> = hits
+            .iter()
+            .map(|h| {
+                let c = &loaded.index.chunks[h.index];
+                serde_json::json!({
+                    "id": c.id,
+                    "file": c.doc,
+                    "start": c.start,
+                    "end": c.end,
+                    "score": h.score,
+                    "dense": h.dense,
+                    "bm25": h.bm25,
+                    "text": c.text,
+                })
+            })
+            .collect();
+        let v = serde_json::json!({
+            "question": question,
+            "mode": retrieval.mode,
+            "retrieval_ms": ms,
+            "hits": hits,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for (rank, h) in hits.iter().enumerate() {
+            let c = &loaded.index.chunks[h.index];
+            let fmt = |s: Option<index::RankScore>| {
+                s.map_or("-".to_string(), |s| format!("#{} {:.3}", s.rank, s.score))
+            };
+            println!(
+                "{}. {}  {}:{}-{}  score {:.4}  (dense {}, bm25 {})",
+                rank + 1,
+                c.id,
+                c.doc,
+                c.start,
+                c.end,
+                h.score,
+                fmt(h.dense),
+                fmt(h.bm25)
+            );
+            println!("   {}\n", snippet(&c.text, 240));
+        }
+        eprintln!(
+            "{} hits in {ms:.1} ms ({} mode)",
+            hits.len(),
+            retrieval.mode
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The first `max` characters of a text on one line.
+pub fn snippet(text: &str, max: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        let cut: String = flat.chars().take(max).collect();
+        format!("{}…", cut.trim_end())
+    }
+}

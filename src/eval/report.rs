@@ -1,0 +1,139 @@
+//! Eval reports: a plain-text table for the terminal, JSON, and Markdown with one row per
+//! question so that a failure can be read, not just counted.
+
+use serde::Serialize;
+
+use super::runner::{QuestionResult, Summary};
+
+/// A whole eval run, as written to `--json` and report files.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub qa_file: String,
+    pub corpus: String,
+    pub generator: Option<ModelRef>,
+    pub embedder: ModelRef,
+    pub retrieval_mode: String,
+    pub k: usize,
+    pub summary: Summary,
+    pub questions: Vec<QuestionResult>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelRef {
+    pub name: String,
+    pub sha256: String,
+}
+
+/// The metrics shown in tables, in order, with their labels.
+pub const METRICS: &[(&str, &str)] = &[
+    ("hit_at_1", "hit@1"),
+    ("hit_at_5", "hit@5"),
+    ("recall_at_5", "recall@5"),
+    ("mrr_at_10", "MRR@10"),
+    ("ndcg_at_10", "nDCG@10"),
+    ("exact_match", "EM"),
+    ("f1", "F1"),
+    ("containment", "contains"),
+    ("citation_validity", "cite valid"),
+    ("citation_precision", "cite prec"),
+    ("citation_recall", "cite recall"),
+    ("invalid_citations_shown", "invalid shown"),
+    ("unanswerable_declined", "unans. declined"),
+    ("answerable_declined", "ans. declined"),
+    ("latency_p50_ms", "p50 ms"),
+    ("latency_p95_ms", "p95 ms"),
+    ("prefill_tok_s", "prefill tok/s"),
+    ("decode_tok_s", "decode tok/s"),
+];
+
+/// Formats a metric value: ratios with 3 decimals, the rest rounded.
+pub fn fmt_metric(name: &str, v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(v) if name.ends_with("_ms") || name.ends_with("tok_s") => format!("{v:.1}"),
+        Some(v) if name == "invalid_citations_shown" => format!("{v:.0}"),
+        Some(v) => format!("{v:.3}"),
+    }
+}
+
+/// Metric / value lines for the terminal.
+pub fn summary_table(s: &Summary) -> String {
+    let mut out = format!(
+        "questions {} ({} answerable, {} unanswerable)\n",
+        s.questions, s.answerable, s.unanswerable
+    );
+    for (name, label) in METRICS {
+        let v = s.get(name).flatten();
+        if v.is_some() {
+            out.push_str(&format!("  {label:<16} {}\n", fmt_metric(name, v)));
+        }
+    }
+    out
+}
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The Markdown report: summary, then every question with its answer, citations and scores.
+pub fn markdown(r: &EvalReport) -> String {
+    let mut out = String::from("# docqa eval report\n\n");
+    out.push_str(&format!(
+        "- Q&A file: `{}`\n- corpus: `{}`\n- generator: {}\n- embedder: {} (`{}`)\n- retrieval: {} k={}\n\n",
+        r.qa_file,
+        r.corpus,
+        r.generator
+            .as_ref()
+            .map_or("none (retrieval only)".to_string(), |g| format!(
+                "{} (`{}`)",
+                g.name,
+                &g.sha256[..12.min(g.sha256.len())]
+            )),
+        r.embedder.name,
+        &r.embedder.sha256[..12.min(r.embedder.sha256.len())],
+        r.retrieval_mode,
+        r.k
+    ));
+    out.push_str("## Summary\n\n| metric | value |\n|---|---|\n");
+    out.push_str(&format!("| questions | {} |\n", r.summary.questions));
+    for (name, label) in METRICS {
+        let v = r.summary.get(name).flatten();
+        if v.is_some() {
+            out.push_str(&format!("| {label} | {} |\n", fmt_metric(name, v)));
+        }
+    }
+    out.push_str("\n## Questions\n\n| id | kind | question | gold | answer | cited | hit@5 | F1 | contains | cite prec | ok |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for q in &r.questions {
+        let cited: Vec<String> = q
+            .cited
+            .iter()
+            .map(|c| format!("{}{}", c.id, if c.relevant { "" } else { " (off-gold)" }))
+            .collect();
+        let ok = question_ok(q);
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            q.id,
+            q.kind,
+            md_escape(&q.question),
+            md_escape(&q.gold_answers.join(" / ")),
+            md_escape(if q.abstained { "(declined)" } else { &q.answer }),
+            md_escape(&cited.join(", ")),
+            f(q.hit_at_5),
+            f(q.f1),
+            f(q.contains),
+            f(q.citation_precision),
+            if ok { "yes" } else { "**no**" }
+        ));
+    }
+    out
+}
+
+/// Whether a question came out right: declined if unanswerable; otherwise answered with the
+/// gold answer contained and no off-gold citation.
+pub fn question_ok(q: &QuestionResult) -> bool {
+    if !q.kind.is_answerable() {
+        return q.abstained;
+    }
+    !q.abstained && q.contains == Some(1.0) && q.cited.iter().all(|c| c.relevant)
+}

@@ -1,0 +1,331 @@
+//! The eval runner: drives the ask pipeline over a Q&A file and scores every question with the
+//! pure functions of [`super::metrics`]. Called by `docqa eval` and `docqa compare`.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::metrics::{self, AbstentionCounts, Span};
+use super::qa::{self, QaItem, QaKind};
+use crate::embed::Embedder;
+use crate::generate::Generator;
+use crate::index::{self, Index};
+use crate::pipeline::{self, AskConfig, Timings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error(transparent)]
+    Qa(#[from] qa::QaError),
+    #[error("question {id}: {source}")]
+    Ask {
+        id: String,
+        #[source]
+        source: pipeline::AskError,
+    },
+    #[error("question {id}: retrieval: {source}")]
+    Retrieval {
+        id: String,
+        #[source]
+        source: index::IndexError,
+    },
+    #[error("the index is empty: nothing to evaluate")]
+    EmptyIndex,
+    #[error("the Q&A set is empty: nothing to evaluate")]
+    EmptyQa,
+}
+
+/// How deep retrieval metrics look (hit@k, recall@k use 1 and 5 and the answer's k as well).
+pub const METRIC_DEPTH: usize = 10;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SpanRecord {
+    pub id: String,
+    pub file: String,
+    pub start: usize,
+    pub end: usize,
+    /// Overlaps gold evidence.
+    pub relevant: bool,
+}
+
+/// Everything about one question, for the per-question report.
+#[derive(Debug, Clone, Serialize)]
+pub struct QuestionResult {
+    pub id: String,
+    pub kind: QaKind,
+    pub question: String,
+    pub gold_answers: Vec<String>,
+    pub answer: String,
+    pub draft: String,
+    pub abstained: bool,
+    pub abstain_reason: Option<String>,
+    pub retrieved: Vec<SpanRecord>,
+    pub cited: Vec<SpanRecord>,
+    pub dropped_citations: usize,
+    /// Citations shown to the user that were not among the prompt's passages (must be 0).
+    pub invalid_shown: usize,
+    pub hit_at_1: Option<f64>,
+    pub hit_at_5: Option<f64>,
+    pub recall_at_5: Option<f64>,
+    pub mrr_at_10: Option<f64>,
+    pub ndcg_at_10: Option<f64>,
+    pub exact_match: Option<f64>,
+    pub f1: Option<f64>,
+    pub contains: Option<f64>,
+    pub citation_precision: Option<f64>,
+    pub citation_recall: Option<f64>,
+    pub timings: Timings,
+}
+
+/// Aggregates over a run. Ratios are `None` where no question defines them.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Summary {
+    pub questions: usize,
+    pub answerable: usize,
+    pub unanswerable: usize,
+    pub hit_at_1: Option<f64>,
+    pub hit_at_5: Option<f64>,
+    pub recall_at_5: Option<f64>,
+    pub mrr_at_10: Option<f64>,
+    pub ndcg_at_10: Option<f64>,
+    pub exact_match: Option<f64>,
+    pub f1: Option<f64>,
+    pub containment: Option<f64>,
+    pub citation_validity: Option<f64>,
+    pub citation_precision: Option<f64>,
+    pub citation_recall: Option<f64>,
+    pub invalid_citations_shown: usize,
+    pub unanswerable_declined: Option<f64>,
+    pub answerable_declined: Option<f64>,
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p95_ms: Option<f64>,
+    pub prefill_tok_s: Option<f64>,
+    pub decode_tok_s: Option<f64>,
+}
+
+impl Summary {
+    /// A metric by its report name, for thresholds and leaderboards.
+    pub fn get(&self, name: &str) -> Option<Option<f64>> {
+        Some(match name {
+            "hit_at_1" => self.hit_at_1,
+            "hit_at_5" => self.hit_at_5,
+            "recall_at_5" => self.recall_at_5,
+            "mrr_at_10" => self.mrr_at_10,
+            "ndcg_at_10" => self.ndcg_at_10,
+            "exact_match" => self.exact_match,
+            "f1" => self.f1,
+            "containment" => self.containment,
+            "citation_validity" => self.citation_validity,
+            "citation_precision" => self.citation_precision,
+            "citation_recall" => self.citation_recall,
+            "invalid_citations_shown" => Some(self.invalid_citations_shown as f64),
+            "unanswerable_declined" => self.unanswerable_declined,
+            "answerable_declined" => self.answerable_declined,
+            "latency_p50_ms" => self.latency_p50_ms,
+            "latency_p95_ms" => self.latency_p95_ms,
+            "prefill_tok_s" => self.prefill_tok_s,
+            "decode_tok_s" => self.decode_tok_s,
+            _ => return None,
+        })
+    }
+}
+
+/// Runs every item; with `generator` `None` only retrieval is scored.
+pub fn run(
+    items: &[QaItem],
+    corpus_dir: &Path,
+    index: &Index,
+    embedder: &dyn Embedder,
+    mut generator: Option<&mut dyn Generator>,
+    cfg: &AskConfig,
+    on_progress: &mut dyn FnMut(usize, &QuestionResult),
+) -> Result<(Vec<QuestionResult>, Summary), EvalError> {
+    if index.is_empty() {
+        return Err(EvalError::EmptyIndex);
+    }
+    if items.is_empty() {
+        return Err(EvalError::EmptyQa);
+    }
+    let mut results = Vec::with_capacity(items.len());
+    for (n, item) in items.iter().enumerate() {
+        let gold: Vec<Span> = qa::resolve_evidence(item, corpus_dir)?
+            .into_iter()
+            .map(Span::from)
+            .collect();
+        let deep = index::RetrievalConfig {
+            k: METRIC_DEPTH.max(cfg.retrieval.k),
+            ..cfg.retrieval.clone()
+        };
+        let ranked = index::retrieve(index, embedder, &item.question, &deep).map_err(|source| {
+            EvalError::Retrieval {
+                id: item.id.clone(),
+                source,
+            }
+        })?;
+        let span_of = |i: usize| {
+            let c = &index.chunks[i];
+            Span::new(c.doc.to_string(), c.start..c.end)
+        };
+        let ranked_spans: Vec<Span> = ranked.iter().map(|h| span_of(h.index)).collect();
+        let record = |i: usize| {
+            let s = span_of(i);
+            SpanRecord {
+                id: index.chunks[i].id.to_string(),
+                relevant: gold.iter().any(|g| g.overlaps(&s)),
+                file: s.file,
+                start: s.start,
+                end: s.end,
+            }
+        };
+        let answerable = item.kind.is_answerable();
+        let mut result = QuestionResult {
+            id: item.id.clone(),
+            kind: item.kind,
+            question: item.question.clone(),
+            gold_answers: item.answers.clone(),
+            answer: String::new(),
+            draft: String::new(),
+            abstained: false,
+            abstain_reason: None,
+            retrieved: ranked
+                .iter()
+                .take(cfg.retrieval.k)
+                .map(|h| record(h.index))
+                .collect(),
+            cited: Vec::new(),
+            dropped_citations: 0,
+            invalid_shown: 0,
+            hit_at_1: metrics::hit_at_k(&ranked_spans, &gold, 1),
+            hit_at_5: metrics::hit_at_k(&ranked_spans, &gold, 5),
+            recall_at_5: metrics::recall_at_k(&ranked_spans, &gold, 5),
+            mrr_at_10: metrics::reciprocal_rank(&ranked_spans, &gold, 10),
+            ndcg_at_10: metrics::ndcg_at_k(&ranked_spans, &gold, 10),
+            exact_match: None,
+            f1: None,
+            contains: None,
+            citation_precision: None,
+            citation_recall: None,
+            timings: Timings::default(),
+        };
+        if let Some(generator) = generator.as_deref_mut() {
+            let outcome =
+                pipeline::ask(&item.question, index, embedder, generator, cfg, &mut |_| {})
+                    .map_err(|source| EvalError::Ask {
+                        id: item.id.clone(),
+                        source,
+                    })?;
+            let checked = &outcome.checked;
+            result.answer = checked.text.clone();
+            result.draft = outcome.draft.clone();
+            result.abstained = checked.abstained;
+            result.abstain_reason = checked.abstain_reason.clone();
+            result.dropped_citations = checked.dropped.len();
+            result.invalid_shown = checked
+                .cited
+                .iter()
+                .filter(|&&i| i >= outcome.hits.len())
+                .count();
+            let cited_idx: Vec<usize> = checked
+                .cited
+                .iter()
+                .filter(|&&i| i < outcome.hits.len())
+                .map(|&i| outcome.hits[i].index)
+                .collect();
+            result.cited = cited_idx.iter().map(|&i| record(i)).collect();
+            let cited_spans: Vec<Span> = cited_idx.iter().map(|&i| span_of(i)).collect();
+            if answerable {
+                // An abstention scores as an empty answer.
+                let shown = if checked.abstained {
+                    String::new()
+                } else {
+                    strip_markers(&checked.text)
+                };
+                result.exact_match = Some(metrics::exact_match(&shown, &item.answers));
+                result.f1 = Some(metrics::f1(&shown, &item.answers));
+                result.contains = Some(f64::from(u8::from(metrics::contains_answer(
+                    &shown,
+                    &item.answers,
+                ))));
+                result.citation_precision = metrics::citation_precision(&cited_spans, &gold);
+                result.citation_recall = if checked.abstained {
+                    Some(0.0)
+                } else {
+                    metrics::citation_recall(&cited_spans, &gold)
+                };
+            }
+            result.timings = outcome.timings.clone();
+        }
+        on_progress(n + 1, &result);
+        results.push(result);
+    }
+    let summary = summarize(&results, generator.is_some());
+    Ok((results, summary))
+}
+
+/// The answer text without `[n]` markers, for answer metrics.
+fn strip_markers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut depth = 0;
+    for c in text.chars() {
+        match c {
+            '[' => depth += 1,
+            ']' if depth > 0 => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+pub fn summarize(results: &[QuestionResult], generated: bool) -> Summary {
+    let answerable: Vec<&QuestionResult> =
+        results.iter().filter(|r| r.kind.is_answerable()).collect();
+    let m = |f: &dyn Fn(&QuestionResult) -> Option<f64>| metrics::mean(results.iter().map(f));
+    let mut s = Summary {
+        questions: results.len(),
+        answerable: answerable.len(),
+        unanswerable: results.len() - answerable.len(),
+        hit_at_1: m(&|r| r.hit_at_1),
+        hit_at_5: m(&|r| r.hit_at_5),
+        recall_at_5: m(&|r| r.recall_at_5),
+        mrr_at_10: m(&|r| r.mrr_at_10),
+        ndcg_at_10: m(&|r| r.ndcg_at_10),
+        ..Summary::default()
+    };
+    if !generated {
+        return s;
+    }
+    s.exact_match = m(&|r| r.exact_match);
+    s.f1 = m(&|r| r.f1);
+    s.containment = m(&|r| r.contains);
+    s.citation_precision = m(&|r| r.citation_precision);
+    s.citation_recall = m(&|r| r.citation_recall);
+    let shown: usize = results.iter().map(|r| r.cited.len()).sum();
+    let invalid: usize = results.iter().map(|r| r.invalid_shown).sum();
+    s.invalid_citations_shown = invalid;
+    s.citation_validity = (shown + invalid > 0).then(|| shown as f64 / (shown + invalid) as f64);
+    let counts: AbstentionCounts = results
+        .iter()
+        .map(|r| (r.kind.is_answerable(), r.abstained))
+        .collect();
+    s.unanswerable_declined = counts.correct_decline_rate();
+    s.answerable_declined = counts.wrong_decline_rate();
+    let latencies: Vec<f64> = results.iter().map(|r| r.timings.total_ms).collect();
+    s.latency_p50_ms = metrics::percentile(&latencies, 50.0);
+    s.latency_p95_ms = metrics::percentile(&latencies, 95.0);
+    let generated_runs: Vec<&QuestionResult> = results
+        .iter()
+        .filter(|r| r.timings.prompt_tokens > 0)
+        .collect();
+    let prefill: Vec<f64> = generated_runs
+        .iter()
+        .map(|r| r.timings.prefill_tok_s)
+        .collect();
+    let decode: Vec<f64> = generated_runs
+        .iter()
+        .map(|r| r.timings.decode_tok_s)
+        .filter(|v| *v > 0.0)
+        .collect();
+    s.prefill_tok_s = metrics::percentile(&prefill, 50.0);
+    s.decode_tok_s = metrics::percentile(&decode, 50.0);
+    s
+}
