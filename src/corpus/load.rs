@@ -1,0 +1,347 @@
+//! Loading a corpus folder: walks it recursively in a fixed order, reads `.txt`, `.md` and
+//! `.html`/`.htm` files into [`Document`]s, and records (rather than fails on) files it cannot
+//! read. Called by `docqa index` and the eval runner before chunking.
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::boilerplate::clean_text;
+use super::html;
+use super::{CorpusError, DocId};
+
+/// How a file's text was obtained, which decides what chunk offsets point into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DocKind {
+    /// `.txt`: the file's text as is.
+    Text,
+    /// `.md`: the file's text as is, Markdown structure respected when cleaning.
+    Markdown,
+    /// `.html` / `.htm`: the visible text extracted from the page; offsets point into that text,
+    /// not into the file's markup.
+    Html,
+}
+
+impl DocKind {
+    /// The kind for a file name's extension (case-insensitive); `None` for files we ignore.
+    pub fn from_path(path: &Path) -> Option<DocKind> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "txt" => Some(DocKind::Text),
+            "md" | "markdown" => Some(DocKind::Markdown),
+            "html" | "htm" => Some(DocKind::Html),
+            _ => None,
+        }
+    }
+}
+
+/// One loaded file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Document {
+    pub id: DocId,
+    /// Where the file was read from.
+    pub path: PathBuf,
+    /// The headline: the HTML `<title>`, else the first heading-like line that is not page
+    /// furniture, else the first body line cut to 100 characters, else the file stem.
+    pub title: String,
+    /// The text chunk offsets index into: the file itself for `.txt`/`.md`, the extracted
+    /// visible text for HTML.
+    pub text: String,
+    /// SHA-256 of the file's bytes, lowercase hex: tells re-indexing which files changed.
+    pub content_hash: String,
+    pub kind: DocKind,
+}
+
+/// A file that was skipped, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoadWarning {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+impl fmt::Display for LoadWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "skipped {}: {}", self.path.display(), self.reason)
+    }
+}
+
+/// What [`load_dir`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Loaded documents, sorted by ID.
+    pub documents: Vec<Document>,
+    /// Files with a supported extension that could not be used.
+    pub warnings: Vec<LoadWarning>,
+    /// Files ignored for their extension (or for being hidden).
+    pub ignored: usize,
+}
+
+/// Loads every `.txt`, `.md` and `.html`/`.htm` file under `dir`, recursively, in order of their
+/// `/`-separated relative path. Hidden files and folders (`.git`) are ignored and symlinked folders
+/// are not followed. A file that is not UTF-8, cannot be read or holds no text is skipped with a
+/// warning; it is an error only when `dir` is missing, holds no supported file, or none of them
+/// could be used.
+pub fn load_dir(dir: &Path) -> Result<LoadReport, CorpusError> {
+    let meta = fs::metadata(dir).map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => CorpusError::NotFound {
+            dir: dir.to_path_buf(),
+        },
+        _ => CorpusError::ReadDir {
+            dir: dir.to_path_buf(),
+            source,
+        },
+    })?;
+    if !meta.is_dir() {
+        return Err(CorpusError::NotADirectory {
+            dir: dir.to_path_buf(),
+        });
+    }
+
+    let mut files = Vec::new();
+    let mut warnings = Vec::new();
+    let mut ignored = 0;
+    walk(dir, dir, &mut files, &mut warnings, &mut ignored)?;
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+
+    if files.is_empty() && warnings.is_empty() {
+        return Err(CorpusError::Empty {
+            dir: dir.to_path_buf(),
+        });
+    }
+    let candidates = files.len() + warnings.len();
+
+    let mut documents = Vec::with_capacity(files.len());
+    for (id, path, kind) in files {
+        match load_file(id, &path, kind) {
+            Ok(doc) => documents.push(doc),
+            Err(reason) => {
+                tracing::warn!(file = %path.display(), %reason, "skipping file");
+                warnings.push(LoadWarning { path, reason });
+            }
+        }
+    }
+    if documents.is_empty() {
+        return Err(CorpusError::NothingReadable {
+            dir: dir.to_path_buf(),
+            count: candidates,
+            first: warnings
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        });
+    }
+    Ok(LoadReport {
+        documents,
+        warnings,
+        ignored,
+    })
+}
+
+/// Collects `(id, path, kind)` for supported files below `current`.
+fn walk(
+    root: &Path,
+    current: &Path,
+    files: &mut Vec<(DocId, PathBuf, DocKind)>,
+    warnings: &mut Vec<LoadWarning>,
+    ignored: &mut usize,
+) -> Result<(), CorpusError> {
+    let entries = match fs::read_dir(current) {
+        Ok(entries) => entries,
+        Err(source) if current == root => {
+            return Err(CorpusError::ReadDir {
+                dir: root.to_path_buf(),
+                source,
+            })
+        }
+        Err(source) => {
+            // An unreadable subfolder costs its files, not the whole corpus.
+            let reason = format!("cannot read folder: {source}");
+            tracing::warn!(folder = %current.display(), %reason, "skipping folder");
+            warnings.push(LoadWarning {
+                path: current.to_path_buf(),
+                reason,
+            });
+            return Ok(());
+        }
+    };
+    for entry in entries {
+        let entry = entry.map_err(|source| CorpusError::ReadDir {
+            dir: current.to_path_buf(),
+            source,
+        })?;
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            *ignored += 1;
+            continue;
+        }
+        let file_type = match entry.file_type() {
+            Ok(t) => t,
+            Err(_) => {
+                *ignored += 1;
+                continue;
+            }
+        };
+        if file_type.is_dir() {
+            walk(root, &path, files, warnings, ignored)?;
+            continue;
+        }
+        // Symlinks to files are read; symlinks to folders could loop and are skipped.
+        let is_file = file_type.is_file() || (file_type.is_symlink() && path.is_file());
+        let Some(kind) = DocKind::from_path(&path).filter(|_| is_file) else {
+            *ignored += 1;
+            continue;
+        };
+        let relative = path.strip_prefix(root).unwrap_or(&path);
+        match DocId::from_relative_path(relative) {
+            Some(id) => files.push((id, path, kind)),
+            None => warnings.push(LoadWarning {
+                path: path.clone(),
+                reason: "file name is not valid UTF-8".to_string(),
+            }),
+        }
+    }
+    Ok(())
+}
+
+/// Reads one file; the error is the reason it was skipped.
+fn load_file(id: DocId, path: &Path, kind: DocKind) -> Result<Document, String> {
+    let bytes = fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let content_hash = hex::encode(Sha256::digest(&bytes));
+    let raw = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        format!("not valid UTF-8 (invalid byte at offset {at}); convert it to UTF-8 to index it")
+    })?;
+    let (text, html_title) = match kind {
+        DocKind::Html => {
+            let page = html::extract(&raw);
+            (page.text, page.title)
+        }
+        DocKind::Text | DocKind::Markdown => (raw, None),
+    };
+    if text.trim().is_empty() {
+        return Err("no text to index".to_string());
+    }
+    let title = html_title
+        .or_else(|| clean_text(&text, kind == DocKind::Markdown).title)
+        .unwrap_or_else(|| id.stem().rsplit('/').next().unwrap_or("").to_string());
+    Ok(Document {
+        id,
+        path: path.to_path_buf(),
+        title,
+        text,
+        content_hash,
+        kind,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, rel: &str, bytes: &[u8]) {
+        let path = dir.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn loads_supported_files_recursively_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "b.txt",
+            b"Second file\n\nIt has a body sentence that is long enough.",
+        );
+        write(
+            dir.path(),
+            "a/z.md",
+            b"# Notes\n\nMarkdown body text goes here for the test.",
+        );
+        write(
+            dir.path(),
+            "a/page.HTML",
+            b"<title>Page</title><p>Hello there.</p>",
+        );
+        write(dir.path(), "image.png", b"\x89PNG");
+        write(dir.path(), ".git/config.txt", b"hidden");
+        let report = load_dir(dir.path()).unwrap();
+        let ids: Vec<&str> = report.documents.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["a/page.HTML", "a/z.md", "b.txt"]);
+        assert_eq!(report.ignored, 2);
+        assert!(report.warnings.is_empty());
+        let titles: Vec<&str> = report.documents.iter().map(|d| d.title.as_str()).collect();
+        assert_eq!(titles, ["Page", "Notes", "Second file"]);
+        assert_eq!(report.documents[0].kind, DocKind::Html);
+        assert_eq!(report.documents[0].text, "Hello there.");
+        assert_eq!(
+            report.documents[2].content_hash,
+            hex::encode(Sha256::digest(
+                b"Second file\n\nIt has a body sentence that is long enough."
+            ))
+        );
+    }
+
+    #[test]
+    fn non_utf8_file_is_skipped_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "good.txt",
+            b"A perfectly ordinary sentence about rivers.",
+        );
+        write(dir.path(), "latin1.txt", b"caf\xe9 au lait");
+        let report = load_dir(dir.path()).unwrap();
+        assert_eq!(report.documents.len(), 1);
+        assert_eq!(report.warnings.len(), 1);
+        let warning = report.warnings[0].to_string();
+        assert!(warning.contains("latin1.txt"), "{warning}");
+        assert!(warning.contains("not valid UTF-8"), "{warning}");
+        assert!(warning.contains("offset 3"), "{warning}");
+    }
+
+    #[test]
+    fn missing_empty_and_unreadable_folders_are_errors_naming_the_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let err = load_dir(&missing).unwrap_err();
+        assert!(matches!(err, CorpusError::NotFound { .. }));
+        assert!(
+            err.to_string().contains(&missing.display().to_string()),
+            "{err}"
+        );
+
+        let empty = dir.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        write(&empty, "notes.pdf", b"%PDF");
+        let err = load_dir(&empty).unwrap_err();
+        assert!(matches!(err, CorpusError::Empty { .. }), "{err}");
+        assert!(
+            err.to_string().contains(&empty.display().to_string()),
+            "{err}"
+        );
+
+        let bad = dir.path().join("bad");
+        write(&bad, "a.txt", b"\xff\xfe");
+        write(&bad, "b.md", b"   \n");
+        let err = load_dir(&bad).unwrap_err();
+        assert!(
+            matches!(err, CorpusError::NothingReadable { count: 2, .. }),
+            "{err}"
+        );
+        let msg = err.to_string();
+        assert!(msg.contains(&bad.display().to_string()), "{msg}");
+        assert!(msg.contains("a.txt"), "{msg}");
+
+        let file = dir.path().join("file.txt");
+        fs::write(&file, "x").unwrap();
+        assert!(matches!(
+            load_dir(&file),
+            Err(CorpusError::NotADirectory { .. })
+        ));
+    }
+}
