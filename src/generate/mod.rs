@@ -7,10 +7,14 @@
 
 use std::path::PathBuf;
 
+mod gguf;
+mod kernels;
+mod model;
 pub mod requant;
 pub mod template;
 pub mod tokenizer;
 
+pub use gguf::{GgufGenerator, ModelInfo};
 pub use requant::{requantize_slow_tensors, RequantReport};
 pub use template::ChatTemplate;
 pub use tokenizer::tokenizer_from_gguf;

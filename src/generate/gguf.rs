@@ -1,0 +1,276 @@
+//! [`GgufGenerator`]: a [`Generator`] over one GGUF file (architectures `qwen2` and `llama`),
+//! taking its tokenizer, chat template and stop tokens from the file's own metadata.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::quantized::gguf_file;
+use candle_core::{Device, Tensor};
+use candle_transformers::generation::{LogitsProcessor, Sampling};
+use tokenizers::Tokenizer;
+
+use super::model::Transformer;
+use super::template::ChatTemplate;
+use super::tokenizer::{build_tokenizer, GgufVocab, TokenBytes, Utf8Stream};
+use super::{GenOptions, GenerateError, Generation, Generator, Prompt, StopReason};
+
+/// End-of-turn markers used by chat models; whichever the vocabulary has are stop tokens.
+const STOP_TEXTS: &[&str] = &[
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|eot_id|>",
+    "<|end_of_text|>",
+    "<|end|>",
+    "<end_of_turn>",
+];
+
+/// What a loaded model is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// `general.architecture`: `qwen2` or `llama`.
+    pub architecture: String,
+    /// `general.name`, when the file has one.
+    pub name: Option<String>,
+    pub layers: usize,
+    pub context_length: usize,
+    pub vocab_size: usize,
+}
+
+/// A chat model in a GGUF file, run on the CPU with candle.
+pub struct GgufGenerator {
+    model: Transformer,
+    tokenizer: Tokenizer,
+    template: ChatTemplate,
+    token_bytes: TokenBytes,
+    vocab: GgufVocab,
+    stop_ids: Vec<u32>,
+    info: ModelInfo,
+}
+
+impl std::fmt::Debug for GgufGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GgufGenerator")
+            .field("info", &self.info)
+            .field("stop_ids", &self.stop_ids)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GgufGenerator {
+    /// Loads the model, tokenizer and chat template from the GGUF at `path`. Only the CPU device
+    /// is supported.
+    pub fn load(path: &Path, device: &Device) -> Result<Self, GenerateError> {
+        let _span = tracing::info_span!("load_generator", path = %path.display()).entered();
+        if !device.is_cpu() {
+            return Err(GenerateError::Candle(candle_core::Error::Msg(format!(
+                "{}: only the CPU device is supported, got {device:?}",
+                path.display()
+            ))));
+        }
+        let started = Instant::now();
+        let file = File::open(path).map_err(|source| GenerateError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut reader = BufReader::new(file);
+        let content =
+            gguf_file::Content::read(&mut reader).map_err(|source| GenerateError::Gguf {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let vocab = GgufVocab::from_gguf(&content)?;
+        let tokenizer = build_tokenizer(&vocab)?;
+        let template = ChatTemplate::from_gguf(&content)?;
+        let mut model = Transformer::from_gguf(&content, &mut reader)?;
+        // Dequantized weight copies for prompt processing; built now so that the first prompt's
+        // timing is representative.
+        model.prepare_dense()?;
+
+        let mut stop_ids: Vec<u32> = vocab.eos_id.into_iter().collect();
+        for text in STOP_TEXTS {
+            if let Some(id) = vocab.token_id(text) {
+                if !stop_ids.contains(&id) {
+                    stop_ids.push(id);
+                }
+            }
+        }
+        let cfg = model.config();
+        let name = match content.metadata.get("general.name") {
+            Some(gguf_file::Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let info = ModelInfo {
+            architecture: cfg.arch.clone(),
+            name,
+            layers: cfg.n_layer,
+            context_length: cfg.context_length,
+            vocab_size: model.vocab_size(),
+        };
+        tracing::debug!(
+            arch = %info.architecture,
+            layers = info.layers,
+            ms = started.elapsed().as_millis() as u64,
+            "generator loaded"
+        );
+        Ok(GgufGenerator {
+            token_bytes: TokenBytes::new(&vocab),
+            model,
+            tokenizer,
+            template,
+            vocab,
+            stop_ids,
+            info,
+        })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// The tokenizer built from the file's vocabulary.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Token ids that end generation (eos and the vocabulary's end-of-turn markers).
+    pub fn stop_ids(&self) -> &[u32] {
+        &self.stop_ids
+    }
+
+    /// The prompt text after the chat template, ready for the assistant's reply.
+    pub fn render_prompt(&self, prompt: &Prompt) -> Result<String, GenerateError> {
+        self.template.render(&prompt.messages, true)
+    }
+
+    /// The token ids the model sees for `prompt`.
+    pub fn encode_prompt(&self, prompt: &Prompt) -> Result<Vec<u32>, GenerateError> {
+        let text = self.render_prompt(prompt)?;
+        let encoding = self
+            .tokenizer
+            .encode(text.as_str(), false)
+            .map_err(|e| GenerateError::Tokenizer(e.to_string()))?;
+        let mut ids = encoding.get_ids().to_vec();
+        if let (true, Some(bos)) = (self.vocab.add_bos, self.vocab.bos_id) {
+            if ids.first() != Some(&bos) {
+                ids.insert(0, bos);
+            }
+        }
+        Ok(ids)
+    }
+}
+
+impl Generator for GgufGenerator {
+    fn generate(
+        &mut self,
+        prompt: &Prompt,
+        opts: &GenOptions,
+        on_token: &mut dyn FnMut(&str),
+    ) -> Result<Generation, GenerateError> {
+        let _span = tracing::info_span!("generate").entered();
+        let ids = self.encode_prompt(prompt)?;
+        if ids.is_empty() {
+            return Err(GenerateError::EmptyPrompt);
+        }
+        let context = self.info.context_length;
+        if ids.len() >= context {
+            return Err(GenerateError::PromptTooLong {
+                prompt_tokens: ids.len(),
+                context,
+            });
+        }
+        let mut sampler = match opts.temperature {
+            Some(t) if t > 0.0 => Some(LogitsProcessor::from_sampling(
+                opts.seed,
+                match opts.top_p {
+                    Some(p) if p > 0.0 && p < 1.0 => Sampling::TopP { p, temperature: t },
+                    _ => Sampling::All { temperature: t },
+                },
+            )),
+            _ => None,
+        };
+        let mut pick = |logits: Vec<f32>| -> Result<u32, GenerateError> {
+            match sampler.as_mut() {
+                None => Ok(argmax(&logits)),
+                Some(s) => {
+                    let n = logits.len();
+                    Ok(s.sample(&Tensor::from_vec(logits, n, &Device::Cpu)?)?)
+                }
+            }
+        };
+
+        self.model.clear_cache();
+        let started = Instant::now();
+        let mut next = if opts.max_tokens > 0 {
+            Some(pick(self.model.forward(&ids)?)?)
+        } else {
+            None
+        };
+        let prefill_ms = ms_since(started);
+
+        let decode_started = Instant::now();
+        let mut stream = Utf8Stream::default();
+        let mut text = String::new();
+        let mut generated = 0;
+        let stop_reason = loop {
+            let Some(token) = next else {
+                break StopReason::MaxTokens;
+            };
+            if self.stop_ids.contains(&token) {
+                break StopReason::StopToken;
+            }
+            generated += 1;
+            if !self.vocab.is_control(token) {
+                let piece = stream.push(self.token_bytes.get(token));
+                if !piece.is_empty() {
+                    on_token(&piece);
+                    text.push_str(&piece);
+                }
+            }
+            if generated >= opts.max_tokens {
+                break StopReason::MaxTokens;
+            }
+            if self.model.cached() >= context {
+                break StopReason::ContextFull;
+            }
+            next = Some(pick(self.model.forward(&[token])?)?);
+        };
+        let rest = stream.finish();
+        if !rest.is_empty() {
+            on_token(&rest);
+            text.push_str(&rest);
+        }
+        let generation = Generation {
+            text,
+            prompt_tokens: ids.len(),
+            generated_tokens: generated,
+            prefill_ms,
+            decode_ms: ms_since(decode_started),
+            stop_reason,
+        };
+        tracing::debug!(
+            prompt_tokens = generation.prompt_tokens,
+            generated_tokens = generation.generated_tokens,
+            prefill_tok_s = generation.prefill_tokens_per_s(),
+            decode_tok_s = generation.decode_tokens_per_s(),
+            "generated"
+        );
+        Ok(generation)
+    }
+}
+
+/// Index of the largest logit; the first one on ties, so greedy decoding is reproducible.
+fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+fn ms_since(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}

@@ -1,0 +1,955 @@
+//! The decoder-only transformer shared by the `qwen2` and `llama` GGUF architectures (RMSNorm,
+//! grouped-query attention with RoPE, SwiGLU MLP), with a KV cache. Used by
+//! [`super::GgufGenerator`].
+//!
+//! Two paths, because the two phases are bound by different things:
+//! * a prompt of many tokens (prefill) runs each linear layer as one f32 GEMM over a dequantized
+//!   copy of the weights, which uses the FMA units far better than candle's row-by-row
+//!   quantized product;
+//! * one token at a time (decode) is bound by memory bandwidth, so it reads the quantized weights
+//!   directly with integer dot products (`kernels.rs`), q/k/v and gate/up each in one parallel
+//!   region.
+
+use std::borrow::Cow;
+use std::io::{Read, Seek};
+use std::sync::Arc;
+
+use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
+use candle_core::{Device, Module, Storage, Tensor};
+
+use super::kernels::{self, QuantizedActs, RawKind, RawMatrix, SharedMut};
+use super::GenerateError;
+
+/// Prompts at least this long go through the dequantized GEMM path; shorter ones use candle's
+/// quantized matmul. Measured on Qwen2.5-0.5B (2 threads): GEMM wins from about 8 rows.
+const DENSE_MIN_ROWS: usize = 8;
+/// Prompt tokens processed per forward pass; bounds activation memory on long prompts.
+const PREFILL_CHUNK: usize = 1024;
+/// Query rows per attention block in prefill: keys after a block's last query are skipped.
+const ATTN_QUERY_BLOCK: usize = 128;
+
+/// How RoPE pairs the dimensions of a head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RopeStyle {
+    /// Dimension i rotates with i + head_dim/2 (GPT-NeoX; llama.cpp's NEOX type: qwen2).
+    HalfSplit,
+    /// Dimension 2i rotates with 2i+1 (llama.cpp's NORM type: llama, whose GGUF q/k weights are
+    /// permuted for it).
+    Interleaved,
+}
+
+/// Hyper-parameters read from `{arch}.*` GGUF metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Config {
+    pub(crate) arch: String,
+    pub(crate) n_layer: usize,
+    pub(crate) d_model: usize,
+    pub(crate) n_head: usize,
+    pub(crate) n_kv_head: usize,
+    pub(crate) head_dim: usize,
+    pub(crate) d_ff: usize,
+    pub(crate) rms_eps: f32,
+    pub(crate) rope_base: f32,
+    pub(crate) rope_style: RopeStyle,
+    pub(crate) context_length: usize,
+}
+
+impl Config {
+    pub(crate) fn from_gguf(content: &gguf_file::Content) -> Result<Self, GenerateError> {
+        let arch = match content.metadata.get("general.architecture") {
+            Some(gguf_file::Value::String(s)) => s.clone(),
+            Some(_) => return Err(bad_key("general.architecture", "not a string")),
+            None => return Err(missing_key("general.architecture")),
+        };
+        let rope_style = match arch.as_str() {
+            "qwen2" => RopeStyle::HalfSplit,
+            "llama" => RopeStyle::Interleaved,
+            _ => return Err(GenerateError::UnsupportedArchitecture(arch)),
+        };
+        let get = |name: &str| content.metadata.get(&format!("{arch}.{name}"));
+        let usize_key = |name: &str| -> Result<usize, GenerateError> {
+            let key = format!("{arch}.{name}");
+            let v = get(name).ok_or_else(|| missing_key(&key))?;
+            v.to_u64()
+                .ok()
+                .or_else(|| v.to_u32().ok().map(u64::from))
+                .and_then(|v| usize::try_from(v).ok())
+                .filter(|&v| v > 0)
+                .ok_or_else(|| bad_key(&key, "not a positive integer"))
+        };
+        let f32_key = |name: &str, default: Option<f32>| -> Result<f32, GenerateError> {
+            let key = format!("{arch}.{name}");
+            match get(name) {
+                Some(v) => v.to_f32().map_err(|_| bad_key(&key, "not a float")),
+                None => default.ok_or_else(|| missing_key(&key)),
+            }
+        };
+        let d_model = usize_key("embedding_length")?;
+        let n_head = usize_key("attention.head_count")?;
+        let n_kv_head = usize_key("attention.head_count_kv")?;
+        let head_dim = match get("attention.key_length") {
+            Some(_) => usize_key("attention.key_length")?,
+            None => d_model / n_head,
+        };
+        if n_head % n_kv_head != 0 {
+            return Err(bad_key(
+                &format!("{arch}.attention.head_count_kv"),
+                &format!("{n_kv_head} does not divide {n_head} heads"),
+            ));
+        }
+        if head_dim % 2 != 0 || d_model % kernels::QK != 0 {
+            return Err(bad_key(
+                &format!("{arch}.embedding_length"),
+                "head size must be even and width a multiple of 32",
+            ));
+        }
+        if get("rope.dimension_count").is_some() && usize_key("rope.dimension_count")? != head_dim {
+            return Err(bad_key(
+                &format!("{arch}.rope.dimension_count"),
+                "partial rotary embeddings are not supported",
+            ));
+        }
+        if let Some(gguf_file::Value::String(kind)) = get("rope.scaling.type") {
+            if kind != "none" {
+                return Err(bad_key(
+                    &format!("{arch}.rope.scaling.type"),
+                    &format!("RoPE scaling `{kind}` is not supported"),
+                ));
+            }
+        }
+        Ok(Config {
+            n_layer: usize_key("block_count")?,
+            d_ff: usize_key("feed_forward_length")?,
+            rms_eps: f32_key("attention.layer_norm_rms_epsilon", None)?,
+            rope_base: f32_key("rope.freq_base", Some(10_000.0))?,
+            context_length: usize_key("context_length")?,
+            arch,
+            d_model,
+            n_head,
+            n_kv_head,
+            head_dim,
+            rope_style,
+        })
+    }
+
+    fn q_dim(&self) -> usize {
+        self.n_head * self.head_dim
+    }
+
+    fn kv_dim(&self) -> usize {
+        self.n_kv_head * self.head_dim
+    }
+}
+
+fn missing_key(key: &str) -> GenerateError {
+    GenerateError::MissingMetadata { key: key.into() }
+}
+
+fn bad_key(key: &str, reason: &str) -> GenerateError {
+    GenerateError::BadMetadata {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// One weight matrix `[rows, cols]` (output × input), kept quantized.
+struct Linear {
+    tensor: Arc<QTensor>,
+    rows: usize,
+    cols: usize,
+    raw: Option<RawKind>,
+    qmatmul: QMatMul,
+}
+
+impl Linear {
+    fn new(tensor: QTensor, name: &str) -> Result<Self, GenerateError> {
+        let (rows, cols) = tensor.shape().dims2().map_err(|e| bad_tensor(name, e))?;
+        let raw = match tensor.dtype() {
+            GgmlDType::Q8_0 => Some(RawKind::Q8_0),
+            GgmlDType::Q5_0 => Some(RawKind::Q5_0),
+            _ => None,
+        };
+        let tensor = Arc::new(tensor);
+        let qmatmul = QMatMul::from_arc(tensor.clone())?;
+        Ok(Linear {
+            tensor,
+            rows,
+            cols,
+            raw,
+            qmatmul,
+        })
+    }
+
+    /// The quantized blocks, when a direct kernel exists for their type.
+    fn raw_matrix(&self) -> Option<RawMatrix<'_>> {
+        let kind = self.raw?;
+        match self.tensor.data() {
+            Ok(Cow::Borrowed(data)) => Some(RawMatrix {
+                kind,
+                data,
+                rows: self.rows,
+                cols: self.cols,
+            }),
+            _ => None,
+        }
+    }
+
+    fn dequantize(&self) -> Result<Tensor, GenerateError> {
+        Ok(self.tensor.dequantize(&Device::Cpu)?)
+    }
+
+    /// `x [n, cols] -> [n, rows]` with candle's quantized matmul.
+    fn forward_quantized(&self, x: &Tensor) -> Result<Tensor, GenerateError> {
+        Ok(self.qmatmul.forward(x)?)
+    }
+}
+
+fn bad_tensor(name: &str, e: impl std::fmt::Display) -> GenerateError {
+    GenerateError::BadTensor {
+        name: name.into(),
+        reason: e.to_string(),
+    }
+}
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    /// q, k and v biases concatenated (qwen2 has them, llama not).
+    qkv_bias: Option<Vec<f32>>,
+    o: Linear,
+    ffn_norm: Vec<f32>,
+    gate: Linear,
+    up: Linear,
+    down: Linear,
+    /// f32 copies for the GEMM path: [q; k; v], o, [gate; up], down, each `[out, in]`.
+    dense: Option<DenseLayer>,
+}
+
+struct DenseLayer {
+    qkv: Tensor,
+    o: Tensor,
+    gate_up: Tensor,
+    down: Tensor,
+}
+
+impl Layer {
+    fn dense(&mut self) -> Result<&DenseLayer, GenerateError> {
+        if self.dense.is_none() {
+            let qkv = Tensor::cat(
+                &[
+                    self.q.dequantize()?,
+                    self.k.dequantize()?,
+                    self.v.dequantize()?,
+                ],
+                0,
+            )?;
+            let gate_up = Tensor::cat(&[self.gate.dequantize()?, self.up.dequantize()?], 0)?;
+            self.dense = Some(DenseLayer {
+                qkv,
+                o: self.o.dequantize()?,
+                gate_up,
+                down: self.down.dequantize()?,
+            });
+        }
+        Ok(self.dense.as_ref().expect("just built"))
+    }
+}
+
+/// Per-layer keys and values, `[kv_head][position][head_dim]` with room for `capacity` positions.
+struct KvCache {
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    len: usize,
+    capacity: usize,
+    n_kv_head: usize,
+    head_dim: usize,
+}
+
+impl KvCache {
+    fn new(n_layer: usize, n_kv_head: usize, head_dim: usize) -> Self {
+        KvCache {
+            k: vec![Vec::new(); n_layer],
+            v: vec![Vec::new(); n_layer],
+            len: 0,
+            capacity: 0,
+            n_kv_head,
+            head_dim,
+        }
+    }
+
+    /// Makes room for `needed` positions, keeping what is cached.
+    fn reserve(&mut self, needed: usize) {
+        if needed <= self.capacity {
+            return;
+        }
+        let new_cap = needed.max(self.capacity * 2).next_multiple_of(256);
+        let (hd, old_cap, len) = (self.head_dim, self.capacity, self.len);
+        for buf in self.k.iter_mut().chain(self.v.iter_mut()) {
+            let mut grown = vec![0f32; self.n_kv_head * new_cap * hd];
+            for g in 0..self.n_kv_head {
+                grown[g * new_cap * hd..][..len * hd]
+                    .copy_from_slice(&buf[g * old_cap * hd..][..len * hd]);
+            }
+            *buf = grown;
+        }
+        self.capacity = new_cap;
+    }
+
+    fn head_range(&self, g: usize, positions: std::ops::Range<usize>) -> std::ops::Range<usize> {
+        let base = g * self.capacity * self.head_dim;
+        base + positions.start * self.head_dim..base + positions.end * self.head_dim
+    }
+}
+
+/// cos/sin of `position * theta_i` for every position seen so far.
+struct RopeTable {
+    half: usize,
+    inv_freq: Vec<f64>,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl RopeTable {
+    fn new(head_dim: usize, base: f32) -> Self {
+        let half = head_dim / 2;
+        let inv_freq = (0..half)
+            .map(|i| 1.0 / f64::from(base).powf(2.0 * i as f64 / head_dim as f64))
+            .collect();
+        RopeTable {
+            half,
+            inv_freq,
+            cos: Vec::new(),
+            sin: Vec::new(),
+        }
+    }
+
+    fn ensure(&mut self, positions: usize) {
+        let have = self.cos.len() / self.half;
+        if positions <= have {
+            return;
+        }
+        let target = positions.next_multiple_of(1024);
+        for p in have..target {
+            for &f in &self.inv_freq {
+                let angle = p as f64 * f;
+                self.cos.push(angle.cos() as f32);
+                self.sin.push(angle.sin() as f32);
+            }
+        }
+    }
+
+    /// Rotates one head vector for `pos`.
+    fn apply(&self, style: RopeStyle, x: &mut [f32], pos: usize) {
+        let cos = &self.cos[pos * self.half..][..self.half];
+        let sin = &self.sin[pos * self.half..][..self.half];
+        match style {
+            RopeStyle::HalfSplit => {
+                let (a, b) = x.split_at_mut(self.half);
+                for i in 0..self.half {
+                    let (x0, x1) = (a[i], b[i]);
+                    a[i] = x0 * cos[i] - x1 * sin[i];
+                    b[i] = x0 * sin[i] + x1 * cos[i];
+                }
+            }
+            RopeStyle::Interleaved => {
+                for (i, pair) in x.chunks_exact_mut(2).enumerate() {
+                    let (x0, x1) = (pair[0], pair[1]);
+                    pair[0] = x0 * cos[i] - x1 * sin[i];
+                    pair[1] = x0 * sin[i] + x1 * cos[i];
+                }
+            }
+        }
+    }
+}
+
+/// Reusable buffers of the one-token path.
+#[derive(Default)]
+struct DecodeScratch {
+    x: Vec<f32>,
+    xn: Vec<f32>,
+    qkv: Vec<f32>,
+    attn: Vec<f32>,
+    proj: Vec<f32>,
+    gate_up: Vec<f32>,
+    scores: Vec<f32>,
+    acts: QuantizedActs,
+}
+
+/// A loaded model with its KV cache.
+pub(crate) struct Transformer {
+    cfg: Config,
+    embed: QTensor,
+    layers: Vec<Layer>,
+    norm: Vec<f32>,
+    output: Linear,
+    rope: RopeTable,
+    cache: KvCache,
+    scratch: DecodeScratch,
+}
+
+impl Transformer {
+    pub(crate) fn from_gguf<R: Read + Seek>(
+        content: &gguf_file::Content,
+        reader: &mut R,
+    ) -> Result<Self, GenerateError> {
+        let cfg = Config::from_gguf(content)?;
+        let mut ld = Loader { content, reader };
+        let (d, q_dim, kv_dim) = (cfg.d_model, cfg.q_dim(), cfg.kv_dim());
+
+        let mut layers = Vec::with_capacity(cfg.n_layer);
+        for i in 0..cfg.n_layer {
+            let name = |part: &str| format!("blk.{i}.{part}");
+            let has_bias = content.tensor_infos.contains_key(&name("attn_q.bias"));
+            let qkv_bias = if has_bias {
+                let mut b = ld.vector(&name("attn_q.bias"), q_dim)?;
+                b.extend(ld.vector(&name("attn_k.bias"), kv_dim)?);
+                b.extend(ld.vector(&name("attn_v.bias"), kv_dim)?);
+                Some(b)
+            } else {
+                None
+            };
+            let layer = Layer {
+                attn_norm: ld.vector(&name("attn_norm.weight"), d)?,
+                qkv_bias,
+                ffn_norm: ld.vector(&name("ffn_norm.weight"), d)?,
+                q: ld.linear(&name("attn_q.weight"), q_dim, d)?,
+                k: ld.linear(&name("attn_k.weight"), kv_dim, d)?,
+                v: ld.linear(&name("attn_v.weight"), kv_dim, d)?,
+                o: ld.linear(&name("attn_output.weight"), d, q_dim)?,
+                gate: ld.linear(&name("ffn_gate.weight"), cfg.d_ff, d)?,
+                up: ld.linear(&name("ffn_up.weight"), cfg.d_ff, d)?,
+                down: ld.linear(&name("ffn_down.weight"), d, cfg.d_ff)?,
+                dense: None,
+            };
+            layers.push(layer);
+        }
+        let norm = ld.vector("output_norm.weight", d)?;
+        let embed = ld.tensor("token_embd.weight")?;
+        let (vocab, width) = embed
+            .shape()
+            .dims2()
+            .map_err(|e| bad_tensor("token_embd.weight", e))?;
+        if width != d {
+            return Err(bad_tensor(
+                "token_embd.weight",
+                format!("width {width}, expected {d}"),
+            ));
+        }
+        // Models with tied embeddings have no output.weight and reuse the embedding table.
+        let output = if content.tensor_infos.contains_key("output.weight") {
+            ld.linear("output.weight", vocab, d)?
+        } else {
+            ld.linear("token_embd.weight", vocab, d)?
+        };
+        let rope = RopeTable::new(cfg.head_dim, cfg.rope_base);
+        let cache = KvCache::new(cfg.n_layer, cfg.n_kv_head, cfg.head_dim);
+        Ok(Transformer {
+            cfg,
+            embed,
+            layers,
+            norm,
+            output,
+            rope,
+            cache,
+            scratch: DecodeScratch::default(),
+        })
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub(crate) fn vocab_size(&self) -> usize {
+        self.output.rows
+    }
+
+    /// Positions held in the KV cache.
+    pub(crate) fn cached(&self) -> usize {
+        self.cache.len
+    }
+
+    /// Forgets the cached context.
+    pub(crate) fn clear_cache(&mut self) {
+        self.cache.len = 0;
+    }
+
+    /// Builds the f32 weight copies for long prompts now rather than at the first long prompt.
+    pub(crate) fn prepare_dense(&mut self) -> Result<(), GenerateError> {
+        for layer in &mut self.layers {
+            layer.dense()?;
+        }
+        Ok(())
+    }
+
+    /// Appends `tokens` to the context and returns the logits after the last one.
+    pub(crate) fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>, GenerateError> {
+        let Some(&last) = tokens.last() else {
+            return Err(GenerateError::EmptyPrompt);
+        };
+        let end = self.cache.len + tokens.len();
+        if end > self.cfg.context_length {
+            return Err(GenerateError::PromptTooLong {
+                prompt_tokens: end,
+                context: self.cfg.context_length,
+            });
+        }
+        let vocab = self.vocab_size();
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
+            return Err(GenerateError::Tokenizer(format!(
+                "token id {bad} is outside the vocabulary of {vocab}"
+            )));
+        }
+        self.cache.reserve(end);
+        self.rope.ensure(end);
+        if tokens.len() == 1 {
+            return self.forward_one(last);
+        }
+        let mut hidden = Vec::new();
+        for chunk in tokens.chunks(PREFILL_CHUNK) {
+            hidden = self.forward_many(chunk)?;
+        }
+        let d = self.cfg.d_model;
+        let last_row = &hidden[hidden.len() - d..];
+        self.logits(last_row)
+    }
+
+    /// Final norm and output projection of one hidden state.
+    fn logits(&mut self, x: &[f32]) -> Result<Vec<f32>, GenerateError> {
+        let mut xn = vec![0f32; x.len()];
+        kernels::rms_norm(x, &self.norm, self.cfg.rms_eps, &mut xn);
+        let mut logits = vec![0f32; self.output.rows];
+        linear_one(&self.output, &xn, &mut self.scratch.acts, &mut logits)?;
+        Ok(logits)
+    }
+
+    fn embed_rows(&self, tokens: &[u32]) -> Result<Vec<f32>, GenerateError> {
+        let ids = Tensor::new(tokens, &Device::Cpu)?;
+        let rows = self.embed.embedding(&ids)?;
+        Ok(rows.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    /// The one-token path: quantized kernels, no GEMM.
+    fn forward_one(&mut self, token: u32) -> Result<Vec<f32>, GenerateError> {
+        let cfg = &self.cfg;
+        let (d, q_dim, kv_dim, hd) = (cfg.d_model, cfg.q_dim(), cfg.kv_dim(), cfg.head_dim);
+        let pos = self.cache.len;
+        let x = self.embed_rows(&[token])?;
+        let s = &mut self.scratch;
+        s.x = x;
+        s.xn.resize(d, 0.0);
+        s.qkv.resize(q_dim + 2 * kv_dim, 0.0);
+        s.attn.resize(q_dim, 0.0);
+        s.proj.resize(d, 0.0);
+        s.gate_up.resize(2 * cfg.d_ff, 0.0);
+
+        for (li, layer) in self.layers.iter().enumerate() {
+            kernels::rms_norm(&s.x, &layer.attn_norm, cfg.rms_eps, &mut s.xn);
+            {
+                let (q, rest) = s.qkv.split_at_mut(q_dim);
+                let (k, v) = rest.split_at_mut(kv_dim);
+                linear_group(
+                    &mut [(&layer.q, q), (&layer.k, k), (&layer.v, v)],
+                    &s.xn,
+                    &mut s.acts,
+                )?;
+            }
+            if let Some(bias) = &layer.qkv_bias {
+                for (x, b) in s.qkv.iter_mut().zip(bias) {
+                    *x += b;
+                }
+            }
+            for head in s.qkv[..q_dim + kv_dim].chunks_exact_mut(hd) {
+                self.rope.apply(cfg.rope_style, head, pos);
+            }
+            for g in 0..cfg.n_kv_head {
+                let at = self.cache.head_range(g, pos..pos + 1);
+                let k_src = &s.qkv[q_dim + g * hd..][..hd];
+                let v_src = &s.qkv[q_dim + kv_dim + g * hd..][..hd];
+                self.cache.k[li][at.clone()].copy_from_slice(k_src);
+                self.cache.v[li][at].copy_from_slice(v_src);
+            }
+            attend_one(
+                cfg,
+                &self.cache,
+                li,
+                pos + 1,
+                &s.qkv[..q_dim],
+                &mut s.scores,
+                &mut s.attn,
+            );
+
+            linear_one(&layer.o, &s.attn, &mut s.acts, &mut s.proj)?;
+            for (x, p) in s.x.iter_mut().zip(&s.proj) {
+                *x += p;
+            }
+
+            kernels::rms_norm(&s.x, &layer.ffn_norm, cfg.rms_eps, &mut s.xn);
+            {
+                let (g, u) = s.gate_up.split_at_mut(cfg.d_ff);
+                linear_group(&mut [(&layer.gate, g), (&layer.up, u)], &s.xn, &mut s.acts)?;
+                kernels::silu_mul(g, u);
+            }
+            linear_one(
+                &layer.down,
+                &s.gate_up[..cfg.d_ff],
+                &mut s.acts,
+                &mut s.proj,
+            )?;
+            for (x, p) in s.x.iter_mut().zip(&s.proj) {
+                *x += p;
+            }
+        }
+        self.cache.len = pos + 1;
+        let x = std::mem::take(&mut self.scratch.x);
+        let logits = self.logits(&x);
+        self.scratch.x = x;
+        logits
+    }
+
+    /// The many-token path: one GEMM per linear layer over all tokens. Returns the hidden states
+    /// `[tokens, d_model]` after the last layer.
+    fn forward_many(&mut self, tokens: &[u32]) -> Result<Vec<f32>, GenerateError> {
+        let n = tokens.len();
+        let past = self.cache.len;
+        let (d, q_dim, kv_dim, hd) = (
+            self.cfg.d_model,
+            self.cfg.q_dim(),
+            self.cfg.kv_dim(),
+            self.cfg.head_dim,
+        );
+        let d_ff = self.cfg.d_ff;
+        let qkv_dim = q_dim + 2 * kv_dim;
+        let mut x = self.embed_rows(tokens)?;
+        let dense = n >= DENSE_MIN_ROWS;
+
+        for li in 0..self.layers.len() {
+            let cfg = &self.cfg;
+            let xn = rms_norm_rows(&x, &self.layers[li].attn_norm, cfg.rms_eps);
+            let layer = &mut self.layers[li];
+            let qkv_t = if dense {
+                matmul_t(xn, n, d, &layer.dense()?.qkv)?
+            } else {
+                let xn = Tensor::from_vec(xn, (n, d), &Device::Cpu)?;
+                Tensor::cat(
+                    &[
+                        layer.q.forward_quantized(&xn)?,
+                        layer.k.forward_quantized(&xn)?,
+                        layer.v.forward_quantized(&xn)?,
+                    ],
+                    1,
+                )?
+            };
+            let mut qkv = tensor_to_vec(&qkv_t)?;
+            drop(qkv_t);
+            let rope = &self.rope;
+            let style = cfg.rope_style;
+            let bias = layer.qkv_bias.as_deref();
+            let rows = SharedMut::new(&mut qkv);
+            kernels::par_ranges(n, |range| {
+                for t in range {
+                    // SAFETY: each token's row is touched by one worker.
+                    let row = unsafe { rows.slice(t * qkv_dim..(t + 1) * qkv_dim) };
+                    if let Some(bias) = bias {
+                        for (x, b) in row.iter_mut().zip(bias) {
+                            *x += b;
+                        }
+                    }
+                    for head in row[..q_dim + kv_dim].chunks_exact_mut(hd) {
+                        rope.apply(style, head, past + t);
+                    }
+                }
+            });
+            for g in 0..cfg.n_kv_head {
+                let at = self.cache.head_range(g, past..past + n);
+                let (kc, vc) = (&mut self.cache.k[li][at.clone()], &mut self.cache.v[li][at]);
+                for t in 0..n {
+                    let row = &qkv[t * qkv_dim..];
+                    kc[t * hd..(t + 1) * hd].copy_from_slice(&row[q_dim + g * hd..][..hd]);
+                    vc[t * hd..(t + 1) * hd].copy_from_slice(&row[q_dim + kv_dim + g * hd..][..hd]);
+                }
+            }
+            let attn = attend_many(cfg, &self.cache, li, past, n, &qkv, qkv_dim)?;
+            drop(qkv);
+
+            let layer = &mut self.layers[li];
+            let o = if dense {
+                matmul_t(attn, n, q_dim, &layer.dense()?.o)?
+            } else {
+                layer
+                    .o
+                    .forward_quantized(&Tensor::from_vec(attn, (n, q_dim), &Device::Cpu)?)?
+            };
+            add_tensor(&mut x, &o)?;
+            drop(o);
+
+            let xn = rms_norm_rows(&x, &layer.ffn_norm, self.cfg.rms_eps);
+            let gate_up = if dense {
+                matmul_t(xn, n, d, &layer.dense()?.gate_up)?
+            } else {
+                let xn = Tensor::from_vec(xn, (n, d), &Device::Cpu)?;
+                Tensor::cat(
+                    &[
+                        layer.gate.forward_quantized(&xn)?,
+                        layer.up.forward_quantized(&xn)?,
+                    ],
+                    1,
+                )?
+            };
+            let mut h = vec![0f32; n * d_ff];
+            with_slice(&gate_up, |gu| {
+                let out = SharedMut::new(&mut h);
+                kernels::par_ranges(n, |range| {
+                    for t in range {
+                        // SAFETY: each token's row is written by one worker.
+                        let dst = unsafe { out.slice(t * d_ff..(t + 1) * d_ff) };
+                        let row = &gu[t * 2 * d_ff..(t + 1) * 2 * d_ff];
+                        dst.copy_from_slice(&row[..d_ff]);
+                        kernels::silu_mul(dst, &row[d_ff..]);
+                    }
+                });
+            })?;
+            drop(gate_up);
+            let down = if dense {
+                matmul_t(h, n, d_ff, &layer.dense()?.down)?
+            } else {
+                layer
+                    .down
+                    .forward_quantized(&Tensor::from_vec(h, (n, d_ff), &Device::Cpu)?)?
+            };
+            add_tensor(&mut x, &down)?;
+        }
+        self.cache.len = past + n;
+        Ok(x)
+    }
+}
+
+/// Reads named tensors from a GGUF file, with errors naming the tensor.
+struct Loader<'a, R> {
+    content: &'a gguf_file::Content,
+    reader: &'a mut R,
+}
+
+impl<R: Read + Seek> Loader<'_, R> {
+    fn tensor(&mut self, name: &str) -> Result<QTensor, GenerateError> {
+        self.content
+            .tensor(self.reader, name, &Device::Cpu)
+            .map_err(|e| bad_tensor(name, e))
+    }
+
+    fn vector(&mut self, name: &str, len: usize) -> Result<Vec<f32>, GenerateError> {
+        let t = self.tensor(name)?.dequantize(&Device::Cpu)?;
+        let v = t.flatten_all()?.to_vec1::<f32>()?;
+        if v.len() != len {
+            return Err(bad_tensor(
+                name,
+                format!("{} values, expected {len}", v.len()),
+            ));
+        }
+        Ok(v)
+    }
+
+    fn linear(&mut self, name: &str, rows: usize, cols: usize) -> Result<Linear, GenerateError> {
+        let l = Linear::new(self.tensor(name)?, name)?;
+        if (l.rows, l.cols) != (rows, cols) {
+            return Err(bad_tensor(
+                name,
+                format!("shape [{}, {}], expected [{rows}, {cols}]", l.rows, l.cols),
+            ));
+        }
+        Ok(l)
+    }
+}
+
+/// `out = W · x` for one token.
+fn linear_one(
+    l: &Linear,
+    x: &[f32],
+    acts: &mut QuantizedActs,
+    out: &mut [f32],
+) -> Result<(), GenerateError> {
+    linear_group(&mut [(l, out)], x, acts)
+}
+
+/// `out_i = W_i · x` for one token and several matrices over the same input: the ones with a
+/// direct kernel share one quantization of `x` and one parallel region.
+fn linear_group(
+    parts: &mut [(&Linear, &mut [f32])],
+    x: &[f32],
+    acts: &mut QuantizedActs,
+) -> Result<(), GenerateError> {
+    let mut raw = Vec::with_capacity(parts.len());
+    for (l, out) in parts.iter_mut() {
+        match l.raw_matrix() {
+            Some(m) => raw.push((m, &mut **out)),
+            None => {
+                let xt = Tensor::from_slice(x, (1, x.len()), &Device::Cpu)?;
+                let y = l.forward_quantized(&xt)?;
+                with_slice(&y, |y| out.copy_from_slice(y))?;
+            }
+        }
+    }
+    if !raw.is_empty() {
+        acts.quantize(x);
+        kernels::matvec_many(&mut raw, acts);
+    }
+    Ok(())
+}
+
+/// Attention of one query (all heads) over cached positions `0..len` of layer `li`.
+fn attend_one(
+    cfg: &Config,
+    cache: &KvCache,
+    li: usize,
+    len: usize,
+    q: &[f32],
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    let hd = cfg.head_dim;
+    let group = cfg.n_head / cfg.n_kv_head;
+    let scale = 1.0 / (hd as f32).sqrt();
+    scores.resize(cfg.n_head * len, 0.0);
+    let score_buf = SharedMut::new(scores);
+    let out_buf = SharedMut::new(out);
+    let head = |h: usize| {
+        let g = h / group;
+        let keys = &cache.k[li][cache.head_range(g, 0..len)];
+        let values = &cache.v[li][cache.head_range(g, 0..len)];
+        let qh = &q[h * hd..(h + 1) * hd];
+        // SAFETY: head h owns its slice of the scores and of the output.
+        let s = unsafe { score_buf.slice(h * len..(h + 1) * len) };
+        for (sj, kj) in s.iter_mut().zip(keys.chunks_exact(hd)) {
+            *sj = kernels::dot(qh, kj) * scale;
+        }
+        kernels::softmax(s);
+        let o = unsafe { out_buf.slice(h * hd..(h + 1) * hd) };
+        o.fill(0.0);
+        for (&p, vj) in s.iter().zip(values.chunks_exact(hd)) {
+            kernels::axpy(p, vj, o);
+        }
+    };
+    // Short contexts cost less than a trip through the pool.
+    if cfg.n_head * len < 4096 {
+        (0..cfg.n_head).for_each(head);
+    } else {
+        kernels::par_ranges(cfg.n_head, |range| range.for_each(head));
+    }
+}
+
+/// Causal attention of `n` new tokens (queries in `qkv` rows) over cached positions
+/// `0..past + n`. Returns `[n, n_head * head_dim]`.
+fn attend_many(
+    cfg: &Config,
+    cache: &KvCache,
+    li: usize,
+    past: usize,
+    n: usize,
+    qkv: &[f32],
+    qkv_dim: usize,
+) -> Result<Vec<f32>, GenerateError> {
+    let hd = cfg.head_dim;
+    let group = cfg.n_head / cfg.n_kv_head;
+    let scale = 1.0 / (hd as f32).sqrt();
+    let total = past + n;
+    let mut out = vec![0f32; n * cfg.n_head * hd];
+    for g in 0..cfg.n_kv_head {
+        let keys = Tensor::from_slice(
+            &cache.k[li][cache.head_range(g, 0..total)],
+            (total, hd),
+            &Device::Cpu,
+        )?;
+        let values = Tensor::from_slice(
+            &cache.v[li][cache.head_range(g, 0..total)],
+            (total, hd),
+            &Device::Cpu,
+        )?;
+        for start in (0..n).step_by(ATTN_QUERY_BLOCK) {
+            let end = (start + ATTN_QUERY_BLOCK).min(n);
+            let rows = end - start;
+            let visible = past + end;
+            // Queries of the group's heads stacked: row (h, t).
+            let mut qs = Vec::with_capacity(group * rows * hd);
+            for h in g * group..(g + 1) * group {
+                for t in start..end {
+                    qs.extend(qkv[t * qkv_dim + h * hd..][..hd].iter().map(|v| v * scale));
+                }
+            }
+            let qs = Tensor::from_vec(qs, (group * rows, hd), &Device::Cpu)?;
+            let scores = qs.matmul(&keys.narrow(0, 0, visible)?.t()?)?;
+            let mut probs = vec![0f32; group * rows * visible];
+            with_slice(&scores, |sc| {
+                let dst = SharedMut::new(&mut probs);
+                kernels::par_ranges(group * rows, |range| {
+                    for r in range {
+                        let t = start + r % rows;
+                        let allowed = past + t + 1;
+                        // SAFETY: each score row is written by one worker.
+                        let p = unsafe { dst.slice(r * visible..r * visible + allowed) };
+                        p.copy_from_slice(&sc[r * visible..r * visible + allowed]);
+                        kernels::softmax(p);
+                    }
+                });
+            })?;
+            let probs = Tensor::from_vec(probs, (group * rows, visible), &Device::Cpu)?;
+            let o = probs.matmul(&values.narrow(0, 0, visible)?)?;
+            with_slice(&o, |o| {
+                for (i, h) in (g * group..(g + 1) * group).enumerate() {
+                    for (r, t) in (start..end).enumerate() {
+                        let src = &o[(i * rows + r) * hd..][..hd];
+                        out[t * cfg.n_head * hd + h * hd..][..hd].copy_from_slice(src);
+                    }
+                }
+            })?;
+        }
+    }
+    Ok(out)
+}
+
+/// RMSNorm of each `w.len()`-wide row.
+fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let d = w.len();
+    let mut out = vec![0f32; x.len()];
+    let dst = SharedMut::new(&mut out);
+    kernels::par_ranges(x.len() / d, |range| {
+        for t in range {
+            // SAFETY: each row is written by one worker.
+            let o = unsafe { dst.slice(t * d..(t + 1) * d) };
+            kernels::rms_norm(&x[t * d..(t + 1) * d], w, eps, o);
+        }
+    });
+    out
+}
+
+/// `a [n, k] · wᵀ` where `w` is `[out, k]`.
+fn matmul_t(a: Vec<f32>, n: usize, k: usize, w: &Tensor) -> Result<Tensor, GenerateError> {
+    let a = Tensor::from_vec(a, (n, k), &Device::Cpu)?;
+    Ok(a.matmul(&w.t()?)?)
+}
+
+/// Calls `f` with the contiguous f32 data of a CPU tensor, without copying it.
+fn with_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R, GenerateError> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        return Err(GenerateError::Candle(candle_core::Error::Msg(
+            "expected a CPU tensor".into(),
+        )));
+    };
+    let data = cpu.as_slice::<f32>()?;
+    let start = layout.start_offset();
+    Ok(f(&data[start..start + t.elem_count()]))
+}
+
+fn tensor_to_vec(t: &Tensor) -> Result<Vec<f32>, GenerateError> {
+    with_slice(t, <[f32]>::to_vec)
+}
+
+fn add_tensor(x: &mut [f32], t: &Tensor) -> Result<(), GenerateError> {
+    with_slice(t, |y| {
+        for (a, b) in x.iter_mut().zip(y) {
+            *a += b;
+        }
+    })
+}
