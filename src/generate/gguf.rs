@@ -64,10 +64,7 @@ impl GgufGenerator {
     pub fn load(path: &Path, device: &Device) -> Result<Self, GenerateError> {
         let _span = tracing::info_span!("load_generator", path = %path.display()).entered();
         if !device.is_cpu() {
-            return Err(GenerateError::Candle(candle_core::Error::Msg(format!(
-                "{}: only the CPU device is supported, got {device:?}",
-                path.display()
-            ))));
+            return Err(GenerateError::UnsupportedDevice(format!("{device:?}")));
         }
         let started = Instant::now();
         let file = File::open(path).map_err(|source| GenerateError::Io {
@@ -78,7 +75,7 @@ impl GgufGenerator {
         let content =
             gguf_file::Content::read(&mut reader).map_err(|source| GenerateError::Gguf {
                 path: path.to_path_buf(),
-                source,
+                source: Box::new(source),
             })?;
         let vocab = GgufVocab::from_gguf(&content)?;
         let tokenizer = build_tokenizer(&vocab)?;

@@ -182,7 +182,7 @@ pub enum GenerateError {
     Gguf {
         path: PathBuf,
         #[source]
-        source: candle_core::Error,
+        source: Box<candle_core::Error>,
     },
     #[error("GGUF metadata key `{key}` is missing")]
     MissingMetadata { key: String },
@@ -203,6 +203,15 @@ pub enum GenerateError {
         prompt_tokens: usize,
         context: usize,
     },
+    #[error("only the CPU device is supported, got {0}")]
+    UnsupportedDevice(String),
     #[error("tensor computation failed: {0}")]
-    Candle(#[from] candle_core::Error),
+    Candle(#[source] Box<candle_core::Error>),
+}
+
+// Boxed: candle's error is large and this one travels up through every later stage's errors.
+impl From<candle_core::Error> for GenerateError {
+    fn from(e: candle_core::Error) -> Self {
+        GenerateError::Candle(Box::new(e))
+    }
 }

@@ -933,8 +933,9 @@ fn with_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R, GenerateE
     let t = t.contiguous()?;
     let (storage, layout) = t.storage_and_layout();
     let Storage::Cpu(cpu) = &*storage else {
-        return Err(GenerateError::Candle(candle_core::Error::Msg(
-            "expected a CPU tensor".into(),
+        return Err(GenerateError::UnsupportedDevice(format!(
+            "{:?}",
+            t.device()
         )));
     };
     let data = cpu.as_slice::<f32>()?;

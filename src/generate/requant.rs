@@ -39,7 +39,10 @@ pub fn is_slow_dtype(dtype: GgmlDType) -> bool {
 pub fn requantize_slow_tensors(src: &Path, dst: &Path) -> Result<RequantReport, GenerateError> {
     let gguf_err = |path: &Path| {
         let path = path.to_path_buf();
-        move |source: candle_core::Error| GenerateError::Gguf { path, source }
+        move |source: candle_core::Error| GenerateError::Gguf {
+            path: path.clone(),
+            source: Box::new(source),
+        }
     };
     let mut reader = File::open(src).map_err(|source| GenerateError::Io {
         path: src.to_path_buf(),
