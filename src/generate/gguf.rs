@@ -80,10 +80,7 @@ impl GgufGenerator {
         let vocab = GgufVocab::from_gguf(&content)?;
         let tokenizer = build_tokenizer(&vocab)?;
         let template = ChatTemplate::from_gguf(&content)?;
-        let mut model = Transformer::from_gguf(&content, &mut reader)?;
-        // Dequantized weight copies for prompt processing; built now so that the first prompt's
-        // timing is representative.
-        model.prepare_dense()?;
+        let model = Transformer::from_gguf(&content, &mut reader)?;
 
         let mut stop_ids: Vec<u32> = vocab.eos_id.into_iter().collect();
         for text in STOP_TEXTS {

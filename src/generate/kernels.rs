@@ -75,6 +75,7 @@ pub(crate) enum RawKind {
 }
 
 impl RawKind {
+    /// Bytes of one GGUF block.
     pub(crate) fn block_bytes(self) -> usize {
         match self {
             RawKind::Q8_0 => Q8_0_BYTES,
@@ -83,37 +84,110 @@ impl RawKind {
     }
 }
 
-/// A row-major quantized matrix `[rows, cols]` in GGUF block layout.
-#[derive(Clone, Copy)]
-pub(crate) struct RawMatrix<'a> {
-    pub(crate) kind: RawKind,
-    pub(crate) data: &'a [u8],
-    pub(crate) rows: usize,
-    pub(crate) cols: usize,
+/// Rows interleaved in [`PackedMatrix`].
+const GROUP: usize = 4;
+
+/// A quantized matrix `[rows, cols]` re-laid out for decoding: rows in groups of four, and
+/// within a group, block column by block column, the four rows' f16 scales, then (Q5_0) their
+/// high bits, then their quants. One group is a single sequential stream, which keeps the
+/// hardware prefetcher ahead, and the four scales convert with one instruction.
+pub(crate) struct PackedMatrix {
+    kind: RawKind,
+    rows: usize,
+    cols: usize,
+    data: Vec<u8>,
 }
 
-impl RawMatrix<'_> {
-    fn row_bytes(&self) -> usize {
-        self.cols / QK * self.kind.block_bytes()
+impl PackedMatrix {
+    /// Repacks GGUF blocks (`rows` rows of `cols / 32` blocks each). Rows are padded to a
+    /// multiple of four with zero scales.
+    pub(crate) fn from_blocks(kind: RawKind, blocks: &[u8], rows: usize, cols: usize) -> Self {
+        assert_eq!(cols % QK, 0, "columns must be whole blocks");
+        let bb = kind.block_bytes();
+        let nb = cols / QK;
+        assert_eq!(blocks.len(), rows * nb * bb, "block data size");
+        let groups = rows.div_ceil(GROUP);
+        let mut data = vec![0u8; groups * nb * GROUP * bb];
+        for g in 0..groups {
+            for b in 0..nb {
+                let dst = &mut data[(g * nb + b) * GROUP * bb..][..GROUP * bb];
+                for r in 0..GROUP {
+                    let row = g * GROUP + r;
+                    if row >= rows {
+                        continue;
+                    }
+                    let src = &blocks[(row * nb + b) * bb..][..bb];
+                    dst[2 * r..2 * r + 2].copy_from_slice(&src[..2]);
+                    match kind {
+                        RawKind::Q8_0 => {
+                            dst[8 + r * QK..8 + (r + 1) * QK].copy_from_slice(&src[2..]);
+                        }
+                        RawKind::Q5_0 => {
+                            dst[8 + 4 * r..12 + 4 * r].copy_from_slice(&src[2..6]);
+                            dst[24 + 16 * r..40 + 16 * r].copy_from_slice(&src[6..]);
+                        }
+                    }
+                }
+            }
+        }
+        PackedMatrix {
+            kind,
+            rows,
+            cols,
+            data,
+        }
+    }
+
+    fn group_bytes(&self) -> usize {
+        self.cols / QK * GROUP * self.kind.block_bytes()
+    }
+
+    /// Output rows `4 * group .. 4 * group + 4` (padding rows included).
+    fn group_dot(&self, group: usize, x: &QuantizedActs) -> [f32; GROUP] {
+        let data = &self.data[group * self.group_bytes()..][..self.group_bytes()];
+        #[cfg(all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "fma",
+            target_feature = "f16c"
+        ))]
+        {
+            // SAFETY: the features are enabled at compile time and `data` holds `x.d.len()`
+            // block columns of this kind (checked in matvec_many).
+            unsafe {
+                match self.kind {
+                    RawKind::Q8_0 => avx2::group_dot_q8_0(data, &x.qs, &x.d),
+                    RawKind::Q5_0 => avx2::group_dot_q5_0(data, &x.qs, &x.d),
+                }
+            }
+        }
+        #[cfg(not(all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "fma",
+            target_feature = "f16c"
+        )))]
+        {
+            group_dot_scalar(self.kind, data, x)
+        }
     }
 }
 
-/// Rows handed to a worker at a time; a multiple of the 4-row kernels.
-const ROWS_PER_UNIT: usize = 16;
+/// Groups of four rows handed to a worker at a time.
+const GROUPS_PER_UNIT: usize = 4;
 
 /// Computes `out_i = W_i · x` for several matrices sharing one quantized input, in one parallel
 /// region (q/k/v, or gate/up).
-pub(crate) fn matvec_many(parts: &mut [(RawMatrix<'_>, &mut [f32])], x: &QuantizedActs) {
+pub(crate) fn matvec_many(parts: &mut [(&PackedMatrix, &mut [f32])], x: &QuantizedActs) {
     let mut starts = Vec::with_capacity(parts.len());
     let mut units = 0;
     for (m, out) in parts.iter() {
         assert_eq!(out.len(), m.rows, "output length");
         assert_eq!(x.qs.len(), m.cols, "input length");
-        assert_eq!(m.data.len(), m.rows * m.row_bytes(), "matrix bytes");
         starts.push(units);
-        units += m.rows.div_ceil(ROWS_PER_UNIT);
+        units += m.rows.div_ceil(GROUP * GROUPS_PER_UNIT);
     }
-    let outs: Vec<(RawMatrix<'_>, SharedMut)> = parts
+    let outs: Vec<(&PackedMatrix, SharedMut)> = parts
         .iter_mut()
         .map(|(m, out)| (*m, SharedMut::new(out)))
         .collect();
@@ -121,97 +195,66 @@ pub(crate) fn matvec_many(parts: &mut [(RawMatrix<'_>, &mut [f32])], x: &Quantiz
         for unit in range {
             let p = starts.partition_point(|&s| s <= unit) - 1;
             let (m, out) = &outs[p];
-            let first = (unit - starts[p]) * ROWS_PER_UNIT;
-            let rows = first..(first + ROWS_PER_UNIT).min(m.rows);
+            let first_group = (unit - starts[p]) * GROUPS_PER_UNIT;
+            let last_group = (first_group + GROUPS_PER_UNIT).min(m.rows.div_ceil(GROUP));
+            let rows = first_group * GROUP..(last_group * GROUP).min(m.rows);
             // SAFETY: units map to disjoint row ranges of one output each.
-            let dst = unsafe { out.slice(rows.clone()) };
-            matvec_rows(m, rows, x, dst);
+            let dst = unsafe { out.slice(rows) };
+            for (g, dst) in (first_group..last_group).zip(dst.chunks_mut(GROUP)) {
+                let sums = m.group_dot(g, x);
+                dst.copy_from_slice(&sums[..dst.len()]);
+            }
         }
     });
 }
 
 /// `out = W · x` for one matrix.
 #[cfg(test)]
-pub(crate) fn matvec(m: RawMatrix<'_>, x: &QuantizedActs, out: &mut [f32]) {
+pub(crate) fn matvec(m: &PackedMatrix, x: &QuantizedActs, out: &mut [f32]) {
     matvec_many(&mut [(m, out)], x);
 }
 
-fn matvec_rows(m: &RawMatrix<'_>, rows: Range<usize>, x: &QuantizedActs, out: &mut [f32]) {
-    let row_bytes = m.row_bytes();
-    let mut r = rows.start;
-    let mut o = 0;
-    while r + 4 <= rows.end {
-        let w: [&[u8]; 4] =
-            std::array::from_fn(|i| &m.data[(r + i) * row_bytes..(r + i + 1) * row_bytes]);
-        out[o..o + 4].copy_from_slice(&dot4(m.kind, w, x));
-        r += 4;
-        o += 4;
-    }
-    while r < rows.end {
-        let w = &m.data[r * row_bytes..(r + 1) * row_bytes];
-        out[o] = dot1(m.kind, w, x);
-        r += 1;
-        o += 1;
-    }
-}
-
-fn dot4(kind: RawKind, w: [&[u8]; 4], x: &QuantizedActs) -> [f32; 4] {
-    #[cfg(all(
+#[cfg_attr(
+    all(
         target_arch = "x86_64",
         target_feature = "avx2",
         target_feature = "fma",
         target_feature = "f16c"
-    ))]
-    {
-        // SAFETY: the target features are enabled at compile time; slice lengths were checked.
-        unsafe {
-            match kind {
-                RawKind::Q8_0 => avx2::dot4_q8_0(w, &x.qs, &x.d),
-                RawKind::Q5_0 => avx2::dot4_q5_0(w, &x.qs, &x.d),
-            }
+    ),
+    allow(dead_code)
+)]
+fn group_dot_scalar(kind: RawKind, data: &[u8], x: &QuantizedActs) -> [f32; GROUP] {
+    let x4 = GROUP * kind.block_bytes();
+    let mut sums = [0f32; GROUP];
+    for ((col, aq), ad) in data.chunks_exact(x4).zip(x.qs.chunks_exact(QK)).zip(&x.d) {
+        for (r, sum) in sums.iter_mut().enumerate() {
+            let d = f16_to_f32(u16::from_le_bytes([col[2 * r], col[2 * r + 1]]));
+            let dot: i32 = match kind {
+                RawKind::Q8_0 => col[8 + r * QK..8 + (r + 1) * QK]
+                    .iter()
+                    .zip(aq)
+                    .map(|(&q, &a)| i32::from(q as i8) * i32::from(a))
+                    .sum(),
+                RawKind::Q5_0 => {
+                    let qh = u32::from_le_bytes(col[8 + 4 * r..12 + 4 * r].try_into().unwrap());
+                    let qs = &col[24 + 16 * r..40 + 16 * r];
+                    (0..QK)
+                        .map(|j| {
+                            let nib = if j < 16 {
+                                qs[j] & 0x0F
+                            } else {
+                                qs[j - 16] >> 4
+                            };
+                            let q = i32::from(nib | ((((qh >> j) & 1) as u8) << 4)) - 16;
+                            q * i32::from(aq[j])
+                        })
+                        .sum()
+                }
+            };
+            *sum += d * ad * dot as f32;
         }
     }
-    #[cfg(not(all(
-        target_arch = "x86_64",
-        target_feature = "avx2",
-        target_feature = "fma",
-        target_feature = "f16c"
-    )))]
-    {
-        std::array::from_fn(|i| dot1(kind, w[i], x))
-    }
-}
-
-fn dot1(kind: RawKind, w: &[u8], x: &QuantizedActs) -> f32 {
-    let bb = kind.block_bytes();
-    let mut sum = 0f32;
-    for ((block, aq), ad) in w.chunks_exact(bb).zip(x.qs.chunks_exact(QK)).zip(&x.d) {
-        let d = f16_to_f32(u16::from_le_bytes([block[0], block[1]]));
-        let dot: i32 = match kind {
-            RawKind::Q8_0 => block[2..]
-                .iter()
-                .zip(aq)
-                .map(|(&q, &a)| i32::from(q as i8) * i32::from(a))
-                .sum(),
-            RawKind::Q5_0 => {
-                let qh = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
-                (0..QK)
-                    .map(|j| {
-                        let nib = if j < 16 {
-                            block[6 + j] & 0x0F
-                        } else {
-                            block[6 + j - 16] >> 4
-                        };
-                        let hi = ((qh >> j) & 1) as u8;
-                        let q = i32::from(nib | (hi << 4)) - 16;
-                        q * i32::from(aq[j])
-                    })
-                    .sum()
-            }
-        };
-        sum += d * ad * dot as f32;
-    }
-    sum
+    sums
 }
 
 /// IEEE half to single precision (GGUF block scales).
@@ -240,16 +283,10 @@ pub(crate) fn f16_to_f32(h: u16) -> f32 {
     target_feature = "f16c"
 ))]
 mod avx2 {
-    use super::{Q5_0_BYTES, Q8_0_BYTES, QK};
+    use super::{GROUP, Q5_0_BYTES, Q8_0_BYTES, QK};
     use std::arch::x86_64::*;
 
-    #[inline(always)]
-    unsafe fn half(p: *const u8) -> f32 {
-        let bits = (p as *const u16).read_unaligned();
-        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
-    }
-
-    /// Sum over 4-byte groups of w·a as 8 f32 lanes (w, a signed bytes).
+    /// Sum over 4-byte groups of w·a as 8 f32 lanes (w, a signed bytes, a in -127..=127).
     #[inline(always)]
     unsafe fn dot_i8(w: __m256i, a: __m256i) -> __m256 {
         let abs_w = _mm256_sign_epi8(w, w);
@@ -266,18 +303,36 @@ mod avx2 {
         _mm_cvtss_f32(s)
     }
 
-    pub(super) unsafe fn dot4_q8_0(w: [&[u8]; 4], aq: &[i8], ad: &[f32]) -> [f32; 4] {
-        let nb = ad.len();
-        let p: [*const u8; 4] = std::array::from_fn(|i| w[i].as_ptr());
-        let mut acc = [_mm256_setzero_ps(); 4];
-        for b in 0..nb {
+    /// The four rows' block scales times the activation scale, each broadcast to 8 lanes.
+    #[inline(always)]
+    unsafe fn scales(col: *const u8, da: f32) -> [__m256; GROUP] {
+        let d4 = _mm_mul_ps(
+            _mm_cvtph_ps(_mm_loadl_epi64(col as *const __m128i)),
+            _mm_set1_ps(da),
+        );
+        let d8 = _mm256_castps128_ps256(d4);
+        [
+            _mm256_permutevar8x32_ps(d8, _mm256_set1_epi32(0)),
+            _mm256_permutevar8x32_ps(d8, _mm256_set1_epi32(1)),
+            _mm256_permutevar8x32_ps(d8, _mm256_set1_epi32(2)),
+            _mm256_permutevar8x32_ps(d8, _mm256_set1_epi32(3)),
+        ]
+    }
+
+    const PREFETCH: usize = 1024;
+
+    pub(super) unsafe fn group_dot_q8_0(data: &[u8], aq: &[i8], ad: &[f32]) -> [f32; GROUP] {
+        const X4: usize = GROUP * Q8_0_BYTES;
+        debug_assert_eq!(data.len(), ad.len() * X4);
+        let mut acc = [_mm256_setzero_ps(); GROUP];
+        for (b, &da) in ad.iter().enumerate() {
+            let col = data.as_ptr().add(b * X4);
+            _mm_prefetch(col.wrapping_add(PREFETCH) as *const i8, _MM_HINT_T0);
             let a = _mm256_loadu_si256(aq.as_ptr().add(b * QK) as *const __m256i);
-            let da = *ad.get_unchecked(b);
-            for r in 0..4 {
-                let blk = p[r].add(b * Q8_0_BYTES);
-                let q = _mm256_loadu_si256(blk.add(2) as *const __m256i);
-                let d = _mm256_set1_ps(half(blk) * da);
-                acc[r] = _mm256_fmadd_ps(d, dot_i8(q, a), acc[r]);
+            let d = scales(col, da);
+            for r in 0..GROUP {
+                let q = _mm256_loadu_si256(col.add(8 + r * QK) as *const __m256i);
+                acc[r] = _mm256_fmadd_ps(d[r], dot_i8(q, a), acc[r]);
             }
         }
         std::array::from_fn(|r| hsum(acc[r]))
@@ -286,13 +341,12 @@ mod avx2 {
     /// 32 five-bit values as signed bytes in -16..=15: low nibbles hold elements 0..16, high
     /// nibbles 16..32, and bit j of `qh` is element j's fifth bit.
     #[inline(always)]
-    unsafe fn unpack_q5_0(blk: *const u8) -> __m256i {
-        let qs = _mm_loadu_si128(blk.add(6) as *const __m128i);
+    unsafe fn unpack_q5_0(qs: *const u8, qh: u32) -> __m256i {
+        let lo = _mm_loadu_si128(qs as *const __m128i);
         let nibbles = _mm256_and_si256(
-            _mm256_set_m128i(_mm_srli_epi16(qs, 4), qs),
+            _mm256_set_m128i(_mm_srli_epi16(lo, 4), lo),
             _mm256_set1_epi8(0x0F),
         );
-        let qh = (blk.add(2) as *const u32).read_unaligned();
         // Spread bit j of qh to byte j, as 0xFF where set.
         let spread = _mm256_shuffle_epi8(
             _mm256_set1_epi32(qh as i32),
@@ -312,17 +366,19 @@ mod avx2 {
         _mm256_or_si256(nibbles, high)
     }
 
-    pub(super) unsafe fn dot4_q5_0(w: [&[u8]; 4], aq: &[i8], ad: &[f32]) -> [f32; 4] {
-        let nb = ad.len();
-        let p: [*const u8; 4] = std::array::from_fn(|i| w[i].as_ptr());
-        let mut acc = [_mm256_setzero_ps(); 4];
-        for b in 0..nb {
+    pub(super) unsafe fn group_dot_q5_0(data: &[u8], aq: &[i8], ad: &[f32]) -> [f32; GROUP] {
+        const X4: usize = GROUP * Q5_0_BYTES;
+        debug_assert_eq!(data.len(), ad.len() * X4);
+        let mut acc = [_mm256_setzero_ps(); GROUP];
+        for (b, &da) in ad.iter().enumerate() {
+            let col = data.as_ptr().add(b * X4);
+            _mm_prefetch(col.wrapping_add(PREFETCH) as *const i8, _MM_HINT_T0);
             let a = _mm256_loadu_si256(aq.as_ptr().add(b * QK) as *const __m256i);
-            let da = *ad.get_unchecked(b);
-            for r in 0..4 {
-                let blk = p[r].add(b * Q5_0_BYTES);
-                let d = _mm256_set1_ps(half(blk) * da);
-                acc[r] = _mm256_fmadd_ps(d, dot_i8(unpack_q5_0(blk), a), acc[r]);
+            let d = scales(col, da);
+            for r in 0..GROUP {
+                let qh = (col.add(8 + 4 * r) as *const u32).read_unaligned();
+                let w = unpack_q5_0(col.add(24 + 16 * r), qh);
+                acc[r] = _mm256_fmadd_ps(d[r], dot_i8(w, a), acc[r]);
             }
         }
         std::array::from_fn(|r| hsum(acc[r]))
@@ -467,14 +523,9 @@ mod tests {
             })
             .collect();
         let data: Vec<u8> = w.iter().flat_map(|row| q8_0_row(row)).collect();
-        let m = RawMatrix {
-            kind: RawKind::Q8_0,
-            data: &data,
-            rows,
-            cols,
-        };
+        let m = PackedMatrix::from_blocks(RawKind::Q8_0, &data, rows, cols);
         let mut out = vec![0f32; rows];
-        matvec(m, &acts, &mut out);
+        matvec(&m, &acts, &mut out);
         for r in 0..rows {
             let mut wa = QuantizedActs::default();
             wa.quantize(&w[r]);
@@ -502,13 +553,21 @@ mod tests {
             .collect();
         let d = 0x3800; // 0.5
         let data: Vec<u8> = q.iter().flat_map(|row| q5_0_row(row, d)).collect();
-        let m = RawMatrix {
-            kind: RawKind::Q5_0,
-            data: &data,
-            rows,
-            cols,
-        };
-        matvec(m, &acts, &mut out);
+        let m = PackedMatrix::from_blocks(RawKind::Q5_0, &data, rows, cols);
+        matvec(&m, &acts, &mut out);
+        let scalar: Vec<f32> = (0..rows.div_ceil(GROUP))
+            .flat_map(|g| {
+                group_dot_scalar(
+                    RawKind::Q5_0,
+                    &m.data[g * m.group_bytes()..][..m.group_bytes()],
+                    &acts,
+                )
+            })
+            .take(rows)
+            .collect();
+        for (a, b) in out.iter().zip(&scalar) {
+            assert!((a - b).abs() < 1e-3 * b.abs().max(1.0), "{a} vs scalar {b}");
+        }
         for r in 0..rows {
             let wq: Vec<f32> = q[r].iter().map(|&v| v as f32 * 0.5).collect();
             let want = dot(&wq, &xq);

@@ -12,17 +12,13 @@
 
 use std::borrow::Cow;
 use std::io::{Read, Seek};
-use std::sync::Arc;
 
 use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Storage, Tensor};
 
-use super::kernels::{self, QuantizedActs, RawKind, RawMatrix, SharedMut};
+use super::kernels::{self, PackedMatrix, QuantizedActs, RawKind, SharedMut};
 use super::GenerateError;
 
-/// Prompts at least this long go through the dequantized GEMM path; shorter ones use candle's
-/// quantized matmul. Measured on Qwen2.5-0.5B (2 threads): GEMM wins from about 8 rows.
-const DENSE_MIN_ROWS: usize = 8;
 /// Prompt tokens processed per forward pass; bounds activation memory on long prompts.
 const PREFILL_CHUNK: usize = 1024;
 /// Query rows per attention block in prefill: keys after a block's last query are skipped.
@@ -152,55 +148,35 @@ fn bad_key(key: &str, reason: &str) -> GenerateError {
     }
 }
 
-/// One weight matrix `[rows, cols]` (output × input), kept quantized.
+/// One weight matrix `[rows, cols]` (output × input), quantized, for the one-token path.
 struct Linear {
-    tensor: Arc<QTensor>,
     rows: usize,
     cols: usize,
-    raw: Option<RawKind>,
-    qmatmul: QMatMul,
+    decode: DecodeWeights,
+}
+
+enum DecodeWeights {
+    /// Repacked for this crate's kernels.
+    Packed(PackedMatrix),
+    /// Types without a kernel here (Q4_K, Q6_K, ...) go through candle.
+    Candle(QMatMul),
 }
 
 impl Linear {
-    fn new(tensor: QTensor, name: &str) -> Result<Self, GenerateError> {
-        let (rows, cols) = tensor.shape().dims2().map_err(|e| bad_tensor(name, e))?;
-        let raw = match tensor.dtype() {
+    fn new(tensor: QTensor) -> Result<Self, GenerateError> {
+        let (rows, cols) = tensor.shape().dims2()?;
+        let kind = match tensor.dtype() {
             GgmlDType::Q8_0 => Some(RawKind::Q8_0),
             GgmlDType::Q5_0 => Some(RawKind::Q5_0),
             _ => None,
         };
-        let tensor = Arc::new(tensor);
-        let qmatmul = QMatMul::from_arc(tensor.clone())?;
-        Ok(Linear {
-            tensor,
-            rows,
-            cols,
-            raw,
-            qmatmul,
-        })
-    }
-
-    /// The quantized blocks, when a direct kernel exists for their type.
-    fn raw_matrix(&self) -> Option<RawMatrix<'_>> {
-        let kind = self.raw?;
-        match self.tensor.data() {
-            Ok(Cow::Borrowed(data)) => Some(RawMatrix {
-                kind,
-                data,
-                rows: self.rows,
-                cols: self.cols,
-            }),
-            _ => None,
-        }
-    }
-
-    fn dequantize(&self) -> Result<Tensor, GenerateError> {
-        Ok(self.tensor.dequantize(&Device::Cpu)?)
-    }
-
-    /// `x [n, cols] -> [n, rows]` with candle's quantized matmul.
-    fn forward_quantized(&self, x: &Tensor) -> Result<Tensor, GenerateError> {
-        Ok(self.qmatmul.forward(x)?)
+        let decode = match (kind, tensor.data()?) {
+            (Some(kind), Cow::Borrowed(blocks)) => {
+                DecodeWeights::Packed(PackedMatrix::from_blocks(kind, blocks, rows, cols))
+            }
+            _ => DecodeWeights::Candle(QMatMul::from_qtensor(tensor)?),
+        };
+        Ok(Linear { rows, cols, decode })
     }
 }
 
@@ -223,38 +199,17 @@ struct Layer {
     gate: Linear,
     up: Linear,
     down: Linear,
-    /// f32 copies for the GEMM path: [q; k; v], o, [gate; up], down, each `[out, in]`.
-    dense: Option<DenseLayer>,
+    dense: DenseLayer,
 }
 
+/// f32 copies of a layer's weights for the GEMM path, each `[out, in]`.
 struct DenseLayer {
+    /// q, k and v stacked.
     qkv: Tensor,
     o: Tensor,
+    /// gate and up stacked.
     gate_up: Tensor,
     down: Tensor,
-}
-
-impl Layer {
-    fn dense(&mut self) -> Result<&DenseLayer, GenerateError> {
-        if self.dense.is_none() {
-            let qkv = Tensor::cat(
-                &[
-                    self.q.dequantize()?,
-                    self.k.dequantize()?,
-                    self.v.dequantize()?,
-                ],
-                0,
-            )?;
-            let gate_up = Tensor::cat(&[self.gate.dequantize()?, self.up.dequantize()?], 0)?;
-            self.dense = Some(DenseLayer {
-                qkv,
-                o: self.o.dequantize()?,
-                gate_up,
-                down: self.down.dequantize()?,
-            });
-        }
-        Ok(self.dense.as_ref().expect("just built"))
-    }
 }
 
 /// Per-layer keys and values, `[kv_head][position][head_dim]` with room for `capacity` positions.
@@ -410,18 +365,32 @@ impl Transformer {
             } else {
                 None
             };
+            let q = ld.matrix(&name("attn_q.weight"), q_dim, d)?;
+            let k = ld.matrix(&name("attn_k.weight"), kv_dim, d)?;
+            let v = ld.matrix(&name("attn_v.weight"), kv_dim, d)?;
+            let o = ld.matrix(&name("attn_output.weight"), d, q_dim)?;
+            let gate = ld.matrix(&name("ffn_gate.weight"), cfg.d_ff, d)?;
+            let up = ld.matrix(&name("ffn_up.weight"), cfg.d_ff, d)?;
+            let down = ld.matrix(&name("ffn_down.weight"), d, cfg.d_ff)?;
+            let f32_copy = |t: &QTensor| t.dequantize(&Device::Cpu);
+            let dense = DenseLayer {
+                qkv: Tensor::cat(&[f32_copy(&q)?, f32_copy(&k)?, f32_copy(&v)?], 0)?,
+                o: f32_copy(&o)?,
+                gate_up: Tensor::cat(&[f32_copy(&gate)?, f32_copy(&up)?], 0)?,
+                down: f32_copy(&down)?,
+            };
             let layer = Layer {
                 attn_norm: ld.vector(&name("attn_norm.weight"), d)?,
                 qkv_bias,
                 ffn_norm: ld.vector(&name("ffn_norm.weight"), d)?,
-                q: ld.linear(&name("attn_q.weight"), q_dim, d)?,
-                k: ld.linear(&name("attn_k.weight"), kv_dim, d)?,
-                v: ld.linear(&name("attn_v.weight"), kv_dim, d)?,
-                o: ld.linear(&name("attn_output.weight"), d, q_dim)?,
-                gate: ld.linear(&name("ffn_gate.weight"), cfg.d_ff, d)?,
-                up: ld.linear(&name("ffn_up.weight"), cfg.d_ff, d)?,
-                down: ld.linear(&name("ffn_down.weight"), d, cfg.d_ff)?,
-                dense: None,
+                q: Linear::new(q)?,
+                k: Linear::new(k)?,
+                v: Linear::new(v)?,
+                o: Linear::new(o)?,
+                gate: Linear::new(gate)?,
+                up: Linear::new(up)?,
+                down: Linear::new(down)?,
+                dense,
             };
             layers.push(layer);
         }
@@ -438,11 +407,12 @@ impl Transformer {
             ));
         }
         // Models with tied embeddings have no output.weight and reuse the embedding table.
-        let output = if content.tensor_infos.contains_key("output.weight") {
-            ld.linear("output.weight", vocab, d)?
+        let output_name = if content.tensor_infos.contains_key("output.weight") {
+            "output.weight"
         } else {
-            ld.linear("token_embd.weight", vocab, d)?
+            "token_embd.weight"
         };
+        let output = Linear::new(ld.matrix(output_name, vocab, d)?)?;
         let rope = RopeTable::new(cfg.head_dim, cfg.rope_base);
         let cache = KvCache::new(cfg.n_layer, cfg.n_kv_head, cfg.head_dim);
         Ok(Transformer {
@@ -473,14 +443,6 @@ impl Transformer {
     /// Forgets the cached context.
     pub(crate) fn clear_cache(&mut self) {
         self.cache.len = 0;
-    }
-
-    /// Builds the f32 weight copies for long prompts now rather than at the first long prompt.
-    pub(crate) fn prepare_dense(&mut self) -> Result<(), GenerateError> {
-        for layer in &mut self.layers {
-            layer.dense()?;
-        }
-        Ok(())
     }
 
     /// Appends `tokens` to the context and returns the logits after the last one.
@@ -622,25 +584,12 @@ impl Transformer {
         let d_ff = self.cfg.d_ff;
         let qkv_dim = q_dim + 2 * kv_dim;
         let mut x = self.embed_rows(tokens)?;
-        let dense = n >= DENSE_MIN_ROWS;
 
         for li in 0..self.layers.len() {
             let cfg = &self.cfg;
             let xn = rms_norm_rows(&x, &self.layers[li].attn_norm, cfg.rms_eps);
             let layer = &mut self.layers[li];
-            let qkv_t = if dense {
-                matmul_t(xn, n, d, &layer.dense()?.qkv)?
-            } else {
-                let xn = Tensor::from_vec(xn, (n, d), &Device::Cpu)?;
-                Tensor::cat(
-                    &[
-                        layer.q.forward_quantized(&xn)?,
-                        layer.k.forward_quantized(&xn)?,
-                        layer.v.forward_quantized(&xn)?,
-                    ],
-                    1,
-                )?
-            };
+            let qkv_t = matmul_t(xn, n, d, &layer.dense.qkv)?;
             let mut qkv = tensor_to_vec(&qkv_t)?;
             drop(qkv_t);
             let rope = &self.rope;
@@ -674,29 +623,12 @@ impl Transformer {
             drop(qkv);
 
             let layer = &mut self.layers[li];
-            let o = if dense {
-                matmul_t(attn, n, q_dim, &layer.dense()?.o)?
-            } else {
-                layer
-                    .o
-                    .forward_quantized(&Tensor::from_vec(attn, (n, q_dim), &Device::Cpu)?)?
-            };
+            let o = matmul_t(attn, n, q_dim, &layer.dense.o)?;
             add_tensor(&mut x, &o)?;
             drop(o);
 
             let xn = rms_norm_rows(&x, &layer.ffn_norm, self.cfg.rms_eps);
-            let gate_up = if dense {
-                matmul_t(xn, n, d, &layer.dense()?.gate_up)?
-            } else {
-                let xn = Tensor::from_vec(xn, (n, d), &Device::Cpu)?;
-                Tensor::cat(
-                    &[
-                        layer.gate.forward_quantized(&xn)?,
-                        layer.up.forward_quantized(&xn)?,
-                    ],
-                    1,
-                )?
-            };
+            let gate_up = matmul_t(xn, n, d, &layer.dense.gate_up)?;
             let mut h = vec![0f32; n * d_ff];
             with_slice(&gate_up, |gu| {
                 let out = SharedMut::new(&mut h);
@@ -711,13 +643,7 @@ impl Transformer {
                 });
             })?;
             drop(gate_up);
-            let down = if dense {
-                matmul_t(h, n, d_ff, &layer.dense()?.down)?
-            } else {
-                layer
-                    .down
-                    .forward_quantized(&Tensor::from_vec(h, (n, d_ff), &Device::Cpu)?)?
-            };
+            let down = matmul_t(h, n, d_ff, &layer.dense.down)?;
             add_tensor(&mut x, &down)?;
         }
         self.cache.len = past + n;
@@ -750,15 +676,16 @@ impl<R: Read + Seek> Loader<'_, R> {
         Ok(v)
     }
 
-    fn linear(&mut self, name: &str, rows: usize, cols: usize) -> Result<Linear, GenerateError> {
-        let l = Linear::new(self.tensor(name)?, name)?;
-        if (l.rows, l.cols) != (rows, cols) {
+    /// A `[rows, cols]` weight matrix.
+    fn matrix(&mut self, name: &str, rows: usize, cols: usize) -> Result<QTensor, GenerateError> {
+        let t = self.tensor(name)?;
+        if t.shape().dims() != [rows, cols] {
             return Err(bad_tensor(
                 name,
-                format!("shape [{}, {}], expected [{rows}, {cols}]", l.rows, l.cols),
+                format!("shape {:?}, expected [{rows}, {cols}]", t.shape().dims()),
             ));
         }
-        Ok(l)
+        Ok(t)
     }
 }
 
@@ -779,20 +706,21 @@ fn linear_group(
     x: &[f32],
     acts: &mut QuantizedActs,
 ) -> Result<(), GenerateError> {
-    let mut raw = Vec::with_capacity(parts.len());
+    let mut packed = Vec::with_capacity(parts.len());
     for (l, out) in parts.iter_mut() {
-        match l.raw_matrix() {
-            Some(m) => raw.push((m, &mut **out)),
-            None => {
+        debug_assert_eq!((l.rows, l.cols), (out.len(), x.len()));
+        match &l.decode {
+            DecodeWeights::Packed(m) => packed.push((m, &mut **out)),
+            DecodeWeights::Candle(qmatmul) => {
                 let xt = Tensor::from_slice(x, (1, x.len()), &Device::Cpu)?;
-                let y = l.forward_quantized(&xt)?;
+                let y = qmatmul.forward(&xt)?;
                 with_slice(&y, |y| out.copy_from_slice(y))?;
             }
         }
     }
-    if !raw.is_empty() {
+    if !packed.is_empty() {
         acts.quantize(x);
-        kernels::matvec_many(&mut raw, acts);
+        kernels::matvec_many(&mut packed, acts);
     }
     Ok(())
 }
