@@ -725,44 +725,93 @@ fn linear_group(
     Ok(())
 }
 
+/// Cached positions one decode-attention work unit covers.
+const ATTN_POSITIONS_PER_UNIT: usize = 256;
+
 /// Attention of one query (all heads) over cached positions `0..len` of layer `li`.
+///
+/// Work is split by kv head and by position range, so the heads sharing a kv head read each key
+/// and value once, and both cores stay busy even with two kv heads. Each unit keeps a partial
+/// softmax (max, sum, weighted values) and the partials are merged per head at the end.
 fn attend_one(
     cfg: &Config,
     cache: &KvCache,
     li: usize,
     len: usize,
     q: &[f32],
-    scores: &mut Vec<f32>,
+    scratch: &mut Vec<f32>,
     out: &mut [f32],
 ) {
     let hd = cfg.head_dim;
     let group = cfg.n_head / cfg.n_kv_head;
     let scale = 1.0 / (hd as f32).sqrt();
-    scores.resize(cfg.n_head * len, 0.0);
-    let score_buf = SharedMut::new(scores);
-    let out_buf = SharedMut::new(out);
-    let head = |h: usize| {
-        let g = h / group;
-        let keys = &cache.k[li][cache.head_range(g, 0..len)];
-        let values = &cache.v[li][cache.head_range(g, 0..len)];
-        let qh = &q[h * hd..(h + 1) * hd];
-        // SAFETY: head h owns its slice of the scores and of the output.
-        let s = unsafe { score_buf.slice(h * len..(h + 1) * len) };
-        for (sj, kj) in s.iter_mut().zip(keys.chunks_exact(hd)) {
-            *sj = kernels::dot(qh, kj) * scale;
+    let chunks = len.div_ceil(ATTN_POSITIONS_PER_UNIT);
+    let units = cfg.n_kv_head * chunks;
+    // Per unit: `group` rows of scores, then per head (max, sum, hd weighted values).
+    let partial = 2 + hd;
+    let unit_len = group * ATTN_POSITIONS_PER_UNIT + group * partial;
+    scratch.resize(units * unit_len, 0.0);
+    let buf = SharedMut::new(scratch);
+    let unit = |u: usize| {
+        let (g, c) = (u / chunks, u % chunks);
+        let positions = c * ATTN_POSITIONS_PER_UNIT..len.min((c + 1) * ATTN_POSITIONS_PER_UNIT);
+        let n = positions.len();
+        let keys = &cache.k[li][cache.head_range(g, positions.clone())];
+        let values = &cache.v[li][cache.head_range(g, positions)];
+        // SAFETY: unit u owns its slice of the scratch buffer.
+        let mine = unsafe { buf.slice(u * unit_len..(u + 1) * unit_len) };
+        let (scores, partials) = mine.split_at_mut(group * ATTN_POSITIONS_PER_UNIT);
+        let qs = &q[g * group * hd..(g + 1) * group * hd];
+        for (j, kj) in keys.chunks_exact(hd).enumerate() {
+            for (h, qh) in qs.chunks_exact(hd).enumerate() {
+                scores[h * ATTN_POSITIONS_PER_UNIT + j] = kernels::dot(qh, kj) * scale;
+            }
         }
-        kernels::softmax(s);
-        let o = unsafe { out_buf.slice(h * hd..(h + 1) * hd) };
-        o.fill(0.0);
-        for (&p, vj) in s.iter().zip(values.chunks_exact(hd)) {
-            kernels::axpy(p, vj, o);
+        for h in 0..group {
+            let s = &mut scores[h * ATTN_POSITIONS_PER_UNIT..][..n];
+            let max = s.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let mut sum = 0.0;
+            for v in s.iter_mut() {
+                *v = (*v - max).exp();
+                sum += *v;
+            }
+            let p = &mut partials[h * partial..(h + 1) * partial];
+            p[0] = max;
+            p[1] = sum;
+            p[2..].fill(0.0);
+        }
+        for (j, vj) in values.chunks_exact(hd).enumerate() {
+            for h in 0..group {
+                let w = scores[h * ATTN_POSITIONS_PER_UNIT + j];
+                kernels::axpy(w, vj, &mut partials[h * partial + 2..(h + 1) * partial]);
+            }
         }
     };
     // Short contexts cost less than a trip through the pool.
-    if cfg.n_head * len < 4096 {
-        (0..cfg.n_head).for_each(head);
+    if units == 1 || cfg.n_head * len < 2048 {
+        (0..units).for_each(unit);
     } else {
-        kernels::par_ranges(cfg.n_head, |range| range.for_each(head));
+        kernels::par_ranges(units, |range| range.for_each(unit));
+    }
+
+    for h in 0..cfg.n_head {
+        let (g, hl) = (h / group, h % group);
+        let part = |c: usize| {
+            let base = (g * chunks + c) * unit_len + group * ATTN_POSITIONS_PER_UNIT;
+            &scratch[base + hl * partial..base + (hl + 1) * partial]
+        };
+        let max = (0..chunks).fold(f32::NEG_INFINITY, |m, c| m.max(part(c)[0]));
+        let o = &mut out[h * hd..(h + 1) * hd];
+        o.fill(0.0);
+        let mut total = 0.0;
+        for c in 0..chunks {
+            let p = part(c);
+            let w = (p[0] - max).exp();
+            total += p[1] * w;
+            kernels::axpy(w, &p[2..], o);
+        }
+        let inv = 1.0 / total;
+        o.iter_mut().for_each(|v| *v *= inv);
     }
 }
 
