@@ -212,6 +212,49 @@ struct DenseLayer {
     down: Tensor,
 }
 
+/// A layer's tensors as read from the file.
+struct RawLayer {
+    attn_norm: Vec<f32>,
+    ffn_norm: Vec<f32>,
+    qkv_bias: Option<Vec<f32>>,
+    q: QTensor,
+    k: QTensor,
+    v: QTensor,
+    o: QTensor,
+    gate: QTensor,
+    up: QTensor,
+    down: QTensor,
+}
+
+impl RawLayer {
+    /// Makes the f32 copies for prefill, then repacks the quantized weights for decode.
+    fn build(self) -> Result<Layer, GenerateError> {
+        let f32_copy = |t: &QTensor| t.dequantize(&Device::Cpu);
+        let dense = DenseLayer {
+            qkv: Tensor::cat(
+                &[f32_copy(&self.q)?, f32_copy(&self.k)?, f32_copy(&self.v)?],
+                0,
+            )?,
+            o: f32_copy(&self.o)?,
+            gate_up: Tensor::cat(&[f32_copy(&self.gate)?, f32_copy(&self.up)?], 0)?,
+            down: f32_copy(&self.down)?,
+        };
+        Ok(Layer {
+            attn_norm: self.attn_norm,
+            ffn_norm: self.ffn_norm,
+            qkv_bias: self.qkv_bias,
+            q: Linear::new(self.q)?,
+            k: Linear::new(self.k)?,
+            v: Linear::new(self.v)?,
+            o: Linear::new(self.o)?,
+            gate: Linear::new(self.gate)?,
+            up: Linear::new(self.up)?,
+            down: Linear::new(self.down)?,
+            dense,
+        })
+    }
+}
+
 /// Per-layer keys and values, `[kv_head][position][head_dim]` with room for `capacity` positions.
 struct KvCache {
     k: Vec<Vec<f32>>,
@@ -234,12 +277,15 @@ impl KvCache {
         }
     }
 
-    /// Makes room for `needed` positions, keeping what is cached.
-    fn reserve(&mut self, needed: usize) {
+    /// Makes room for `needed` positions (growing geometrically up to `limit`), keeping what is
+    /// cached.
+    fn reserve(&mut self, needed: usize, limit: usize) {
         if needed <= self.capacity {
             return;
         }
-        let new_cap = needed.max(self.capacity * 2).next_multiple_of(256);
+        let new_cap = needed
+            .max((self.capacity * 2).min(limit))
+            .next_multiple_of(256);
         let (hd, old_cap, len) = (self.head_dim, self.capacity, self.len);
         for buf in self.k.iter_mut().chain(self.v.iter_mut()) {
             let mut grown = vec![0f32; self.n_kv_head * new_cap * hd];
@@ -353,7 +399,8 @@ impl Transformer {
         let mut ld = Loader { content, reader };
         let (d, q_dim, kv_dim) = (cfg.d_model, cfg.q_dim(), cfg.kv_dim());
 
-        let mut layers = Vec::with_capacity(cfg.n_layer);
+        // Reading is sequential; dequantizing and repacking run a layer per worker.
+        let mut raw = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
             let name = |part: &str| format!("blk.{i}.{part}");
             let has_bias = content.tensor_infos.contains_key(&name("attn_q.bias"));
@@ -365,35 +412,43 @@ impl Transformer {
             } else {
                 None
             };
-            let q = ld.matrix(&name("attn_q.weight"), q_dim, d)?;
-            let k = ld.matrix(&name("attn_k.weight"), kv_dim, d)?;
-            let v = ld.matrix(&name("attn_v.weight"), kv_dim, d)?;
-            let o = ld.matrix(&name("attn_output.weight"), d, q_dim)?;
-            let gate = ld.matrix(&name("ffn_gate.weight"), cfg.d_ff, d)?;
-            let up = ld.matrix(&name("ffn_up.weight"), cfg.d_ff, d)?;
-            let down = ld.matrix(&name("ffn_down.weight"), d, cfg.d_ff)?;
-            let f32_copy = |t: &QTensor| t.dequantize(&Device::Cpu);
-            let dense = DenseLayer {
-                qkv: Tensor::cat(&[f32_copy(&q)?, f32_copy(&k)?, f32_copy(&v)?], 0)?,
-                o: f32_copy(&o)?,
-                gate_up: Tensor::cat(&[f32_copy(&gate)?, f32_copy(&up)?], 0)?,
-                down: f32_copy(&down)?,
-            };
-            let layer = Layer {
+            raw.push(std::sync::Mutex::new(Some(RawLayer {
                 attn_norm: ld.vector(&name("attn_norm.weight"), d)?,
-                qkv_bias,
                 ffn_norm: ld.vector(&name("ffn_norm.weight"), d)?,
-                q: Linear::new(q)?,
-                k: Linear::new(k)?,
-                v: Linear::new(v)?,
-                o: Linear::new(o)?,
-                gate: Linear::new(gate)?,
-                up: Linear::new(up)?,
-                down: Linear::new(down)?,
-                dense,
-            };
-            layers.push(layer);
+                qkv_bias,
+                q: ld.matrix(&name("attn_q.weight"), q_dim, d)?,
+                k: ld.matrix(&name("attn_k.weight"), kv_dim, d)?,
+                v: ld.matrix(&name("attn_v.weight"), kv_dim, d)?,
+                o: ld.matrix(&name("attn_output.weight"), d, q_dim)?,
+                gate: ld.matrix(&name("ffn_gate.weight"), cfg.d_ff, d)?,
+                up: ld.matrix(&name("ffn_up.weight"), cfg.d_ff, d)?,
+                down: ld.matrix(&name("ffn_down.weight"), d, cfg.d_ff)?,
+            })));
         }
+        let built: Vec<std::sync::Mutex<Option<Result<Layer, GenerateError>>>> =
+            (0..cfg.n_layer).map(|_| Default::default()).collect();
+        kernels::par_ranges(cfg.n_layer, |range| {
+            for i in range {
+                let taken = raw[i].lock().map(|mut r| r.take());
+                let layer = match taken {
+                    Ok(Some(r)) => r.build(),
+                    _ => Err(bad_tensor(&format!("blk.{i}"), "layer was not read")),
+                };
+                if let Ok(mut slot) = built[i].lock() {
+                    *slot = Some(layer);
+                }
+            }
+        });
+        let layers = built
+            .into_iter()
+            .enumerate()
+            .map(|(i, slot)| {
+                slot.into_inner()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| Err(bad_tensor(&format!("blk.{i}"), "layer was not built")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let norm = ld.vector("output_norm.weight", d)?;
         let embed = ld.tensor("token_embd.weight")?;
         let (vocab, width) = embed
@@ -463,7 +518,7 @@ impl Transformer {
                 "token id {bad} is outside the vocabulary of {vocab}"
             )));
         }
-        self.cache.reserve(end);
+        self.cache.reserve(end, self.cfg.context_length);
         self.rope.ensure(end);
         if tokens.len() == 1 {
             return self.forward_one(last);
