@@ -824,12 +824,8 @@ fn attend_one(
         }
         for h in 0..group {
             let s = &mut scores[h * ATTN_POSITIONS_PER_UNIT..][..n];
-            let max = s.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            let mut sum = 0.0;
-            for v in s.iter_mut() {
-                *v = (*v - max).exp();
-                sum += *v;
-            }
+            let max = kernels::max(s);
+            let sum = kernels::exp_shifted(s, max);
             let p = &mut partials[h * partial..(h + 1) * partial];
             p[0] = max;
             p[1] = sum;
@@ -861,7 +857,7 @@ fn attend_one(
         let mut total = 0.0;
         for c in 0..chunks {
             let p = part(c);
-            let w = (p[0] - max).exp();
+            let w = kernels::exp(p[0] - max);
             total += p[1] * w;
             kernels::axpy(w, &p[2..], o);
         }
