@@ -385,6 +385,138 @@ mod avx2 {
     }
 }
 
+/// Query heads per attention block.
+pub(crate) const HEADS: usize = 4;
+/// Key positions per attention score block.
+pub(crate) const POSITIONS: usize = 8;
+/// Value dimensions per weighted-sum block.
+pub(crate) const DIMS: usize = 16;
+
+/// Dot products of `HEADS` queries with one or two blocks of `POSITIONS` keys, each block
+/// `[dim][POSITIONS]` (`keys` holds `hd * POSITIONS` or twice that). Each step broadcasts one
+/// query value against eight keys, so no horizontal sums are needed; two blocks give eight
+/// independent accumulators, enough to hide the FMA latency. Without a second block its half of
+/// the result is zero.
+pub(crate) fn scores_block(q: [&[f32]; HEADS], keys: &[f32]) -> [[f32; 2 * POSITIONS]; HEADS] {
+    let hd = q[0].len();
+    assert!(q.iter().all(|qh| qh.len() == hd));
+    let two = keys.len() == 2 * hd * POSITIONS;
+    assert!(two || keys.len() == hd * POSITIONS);
+    let mut out = [[0f32; 2 * POSITIONS]; HEADS];
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    // SAFETY: features enabled at compile time; every index was bounds-checked above.
+    unsafe {
+        use std::arch::x86_64::*;
+        let k0 = keys.as_ptr();
+        if two {
+            let k1 = k0.add(hd * POSITIONS);
+            let mut acc = [[_mm256_setzero_ps(); 2]; HEADS];
+            for d in 0..hd {
+                let a = _mm256_loadu_ps(k0.add(d * POSITIONS));
+                let b = _mm256_loadu_ps(k1.add(d * POSITIONS));
+                for h in 0..HEADS {
+                    let qd = _mm256_set1_ps(*q[h].get_unchecked(d));
+                    acc[h][0] = _mm256_fmadd_ps(qd, a, acc[h][0]);
+                    acc[h][1] = _mm256_fmadd_ps(qd, b, acc[h][1]);
+                }
+            }
+            for h in 0..HEADS {
+                _mm256_storeu_ps(out[h].as_mut_ptr(), acc[h][0]);
+                _mm256_storeu_ps(out[h].as_mut_ptr().add(POSITIONS), acc[h][1]);
+            }
+        } else {
+            let mut acc = [_mm256_setzero_ps(); HEADS];
+            for d in 0..hd {
+                let a = _mm256_loadu_ps(k0.add(d * POSITIONS));
+                for h in 0..HEADS {
+                    let qd = _mm256_set1_ps(*q[h].get_unchecked(d));
+                    acc[h] = _mm256_fmadd_ps(qd, a, acc[h]);
+                }
+            }
+            for h in 0..HEADS {
+                _mm256_storeu_ps(out[h].as_mut_ptr(), acc[h]);
+            }
+        }
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    )))]
+    {
+        for (b, block) in keys.chunks_exact(hd * POSITIONS).enumerate() {
+            for d in 0..hd {
+                let k = &block[d * POSITIONS..][..POSITIONS];
+                for h in 0..HEADS {
+                    for l in 0..POSITIONS {
+                        let o = &mut out[h][b * POSITIONS + l];
+                        *o = q[h][d].mul_add(k[l], *o);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `sum_j p_h[j] * values[j][dc..dc + DIMS]` for `HEADS` weight rows over all positions of
+/// `values` (`[position][hd]`).
+pub(crate) fn weighted_values(
+    p: [&[f32]; HEADS],
+    values: &[f32],
+    hd: usize,
+    dc: usize,
+) -> [[f32; DIMS]; HEADS] {
+    let n = values.len() / hd;
+    assert!(p.iter().all(|ph| ph.len() >= n) && dc + DIMS <= hd);
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    ))]
+    // SAFETY: features enabled at compile time; every index was bounds-checked above.
+    unsafe {
+        use std::arch::x86_64::*;
+        let mut acc = [[_mm256_setzero_ps(); 2]; HEADS];
+        for j in 0..n {
+            let v = values.as_ptr().add(j * hd + dc);
+            let (v0, v1) = (_mm256_loadu_ps(v), _mm256_loadu_ps(v.add(8)));
+            for h in 0..HEADS {
+                let w = _mm256_set1_ps(*p[h].get_unchecked(j));
+                acc[h][0] = _mm256_fmadd_ps(w, v0, acc[h][0]);
+                acc[h][1] = _mm256_fmadd_ps(w, v1, acc[h][1]);
+            }
+        }
+        let mut out = [[0f32; DIMS]; HEADS];
+        for h in 0..HEADS {
+            _mm256_storeu_ps(out[h].as_mut_ptr(), acc[h][0]);
+            _mm256_storeu_ps(out[h].as_mut_ptr().add(8), acc[h][1]);
+        }
+        out
+    }
+    #[cfg(not(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        target_feature = "fma"
+    )))]
+    {
+        let mut acc = [[0f32; DIMS]; HEADS];
+        for j in 0..n {
+            let v = &values[j * hd + dc..][..DIMS];
+            for h in 0..HEADS {
+                for l in 0..DIMS {
+                    acc[h][l] = p[h][j].mul_add(v[l], acc[h][l]);
+                }
+            }
+        }
+        acc
+    }
+}
+
 /// `out = x * w / rms(x)` for one row.
 pub(crate) fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     let ss = dot(x, x);
@@ -440,7 +572,11 @@ pub(crate) fn exp(x: f32) -> f32 {
             + r * (0.5
                 + r * (1.0 / 6.0
                     + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r / 5040.0))))));
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    // 2^n without a float-to-int conversion (Rust's saturating `as` does not vectorise): adding
+    // 1.5 * 2^23 leaves the integer n in the low mantissa bits.
+    const MAGIC: f32 = 12_582_912.0;
+    let n_bits = (n + MAGIC).to_bits().wrapping_sub(MAGIC.to_bits());
+    p * f32::from_bits(n_bits.wrapping_add(127) << 23)
 }
 
 /// `x = silu(x) * up` (SwiGLU).

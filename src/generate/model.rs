@@ -93,10 +93,10 @@ impl Config {
                 &format!("{n_kv_head} does not divide {n_head} heads"),
             ));
         }
-        if head_dim % 2 != 0 || d_model % kernels::QK != 0 {
+        if head_dim % kernels::DIMS != 0 || d_model % kernels::QK != 0 {
             return Err(bad_key(
                 &format!("{arch}.embedding_length"),
-                "head size must be even and width a multiple of 32",
+                "head size must be a multiple of 16 and width a multiple of 32",
             ));
         }
         if get("rope.dimension_count").is_some() && usize_key("rope.dimension_count")? != head_dim {
@@ -255,9 +255,12 @@ impl RawLayer {
     }
 }
 
-/// Per-layer keys and values, `[kv_head][position][head_dim]` with room for `capacity` positions.
+/// Per-layer keys and values with room for `capacity` positions. Keys are stored in blocks of
+/// eight positions, each block `[dim][8]` (`[kv_head][block][dim][8]` overall), so decode scores
+/// eight positions per vector without horizontal sums while reading memory sequentially; values
+/// are `[kv_head][position][dim]`.
 struct KvCache {
-    k: Vec<Vec<f32>>,
+    k_blocks: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
     len: usize,
     capacity: usize,
@@ -268,7 +271,7 @@ struct KvCache {
 impl KvCache {
     fn new(n_layer: usize, n_kv_head: usize, head_dim: usize) -> Self {
         KvCache {
-            k: vec![Vec::new(); n_layer],
+            k_blocks: vec![Vec::new(); n_layer],
             v: vec![Vec::new(); n_layer],
             len: 0,
             capacity: 0,
@@ -278,7 +281,7 @@ impl KvCache {
     }
 
     /// Makes room for `needed` positions (growing geometrically up to `limit`), keeping what is
-    /// cached.
+    /// cached. Capacity stays a multiple of 256, so 8-position blocks never run past the end.
     fn reserve(&mut self, needed: usize, limit: usize) {
         if needed <= self.capacity {
             return;
@@ -287,8 +290,18 @@ impl KvCache {
             .max((self.capacity * 2).min(limit))
             .next_multiple_of(256);
         let (hd, old_cap, len) = (self.head_dim, self.capacity, self.len);
-        for buf in self.k.iter_mut().chain(self.v.iter_mut()) {
-            let mut grown = vec![0f32; self.n_kv_head * new_cap * hd];
+        let size = self.n_kv_head * new_cap * hd;
+        // Whole blocks in use (the last may be partly filled).
+        let used = len.next_multiple_of(kernels::POSITIONS) * hd;
+        for buf in &mut self.k_blocks {
+            let mut grown = vec![0f32; size];
+            for g in 0..self.n_kv_head {
+                grown[g * new_cap * hd..][..used].copy_from_slice(&buf[g * old_cap * hd..][..used]);
+            }
+            *buf = grown;
+        }
+        for buf in &mut self.v {
+            let mut grown = vec![0f32; size];
             for g in 0..self.n_kv_head {
                 grown[g * new_cap * hd..][..len * hd]
                     .copy_from_slice(&buf[g * old_cap * hd..][..len * hd]);
@@ -298,9 +311,56 @@ impl KvCache {
         self.capacity = new_cap;
     }
 
+    /// Stores the keys and values of `n` tokens at positions `at..at + n` of layer `li`, read
+    /// from rows of `qkv` (width `row`, keys at `k_off`, values at `v_off`).
+    fn store(&mut self, li: usize, at: usize, qkv: &[f32], row: usize, k_off: usize, v_off: usize) {
+        const P: usize = kernels::POSITIONS;
+        let (hd, cap) = (self.head_dim, self.capacity);
+        let n = qkv.len() / row;
+        for g in 0..self.n_kv_head {
+            let blocks = &mut self.k_blocks[li][g * cap * hd..(g + 1) * cap * hd];
+            for (t, r) in qkv.chunks_exact(row).enumerate() {
+                let pos = at + t;
+                let block = &mut blocks[(pos / P) * hd * P..][..hd * P];
+                for (d, &kd) in r[k_off + g * hd..][..hd].iter().enumerate() {
+                    block[d * P + pos % P] = kd;
+                }
+            }
+            let range = self.head_range(g, at..at + n);
+            let dst = &mut self.v[li][range];
+            for (t, r) in qkv.chunks_exact(row).enumerate() {
+                dst[t * hd..(t + 1) * hd].copy_from_slice(&r[v_off + g * hd..][..hd]);
+            }
+        }
+    }
+
+    /// Values of kv head `g` at `positions`, `[position][dim]`.
     fn head_range(&self, g: usize, positions: std::ops::Range<usize>) -> std::ops::Range<usize> {
         let base = g * self.capacity * self.head_dim;
         base + positions.start * self.head_dim..base + positions.end * self.head_dim
+    }
+
+    /// Keys of kv head `g` for `count` 8-position blocks starting at `first` (a multiple of 8),
+    /// each `[dim][8]`. Positions past `len` hold stale values.
+    fn key_blocks(&self, li: usize, g: usize, first: usize, count: usize) -> &[f32] {
+        let hd = self.head_dim;
+        let base = g * self.capacity * hd + first * hd;
+        &self.k_blocks[li][base..base + count * hd * kernels::POSITIONS]
+    }
+
+    /// Keys of kv head `g` at positions `0..len` as a `[dim, position]` matrix.
+    fn keys_transposed(&self, li: usize, g: usize, len: usize) -> Vec<f32> {
+        const P: usize = kernels::POSITIONS;
+        let hd = self.head_dim;
+        let mut out = vec![0f32; hd * len];
+        for first in (0..len).step_by(P) {
+            let block = self.key_blocks(li, g, first, 1);
+            let width = P.min(len - first);
+            for d in 0..hd {
+                out[d * len + first..][..width].copy_from_slice(&block[d * P..][..width]);
+            }
+        }
+        out
     }
 }
 
@@ -580,13 +640,9 @@ impl Transformer {
             for head in s.qkv[..q_dim + kv_dim].chunks_exact_mut(hd) {
                 self.rope.apply(cfg.rope_style, head, pos);
             }
-            for g in 0..cfg.n_kv_head {
-                let at = self.cache.head_range(g, pos..pos + 1);
-                let k_src = &s.qkv[q_dim + g * hd..][..hd];
-                let v_src = &s.qkv[q_dim + kv_dim + g * hd..][..hd];
-                self.cache.k[li][at.clone()].copy_from_slice(k_src);
-                self.cache.v[li][at].copy_from_slice(v_src);
-            }
+            let row = s.qkv.len();
+            self.cache
+                .store(li, pos, &s.qkv, row, q_dim, q_dim + kv_dim);
             attend_one(
                 cfg,
                 &self.cache,
@@ -665,15 +721,8 @@ impl Transformer {
                     }
                 }
             });
-            for g in 0..cfg.n_kv_head {
-                let at = self.cache.head_range(g, past..past + n);
-                let (kc, vc) = (&mut self.cache.k[li][at.clone()], &mut self.cache.v[li][at]);
-                for t in 0..n {
-                    let row = &qkv[t * qkv_dim..];
-                    kc[t * hd..(t + 1) * hd].copy_from_slice(&row[q_dim + g * hd..][..hd]);
-                    vc[t * hd..(t + 1) * hd].copy_from_slice(&row[q_dim + kv_dim + g * hd..][..hd]);
-                }
-            }
+            self.cache
+                .store(li, past, &qkv, qkv_dim, q_dim, q_dim + kv_dim);
             let attn = attend_many(cfg, &self.cache, li, past, n, &qkv, qkv_dim)?;
             drop(qkv);
 
@@ -797,44 +846,66 @@ fn attend_one(
     scratch: &mut Vec<f32>,
     out: &mut [f32],
 ) {
+    const SPAN: usize = ATTN_POSITIONS_PER_UNIT;
     let hd = cfg.head_dim;
     let group = cfg.n_head / cfg.n_kv_head;
+    // Heads are processed four at a time; a short last set is padded with zero queries.
+    let padded = group.next_multiple_of(kernels::HEADS);
     let scale = 1.0 / (hd as f32).sqrt();
-    let chunks = len.div_ceil(ATTN_POSITIONS_PER_UNIT);
+    let chunks = len.div_ceil(SPAN);
     let units = cfg.n_kv_head * chunks;
-    // Per unit: `group` rows of scores, then per head (max, sum, hd weighted values).
+    // Per unit: `padded` rows of scores, then per head (max, sum, hd weighted values).
     let partial = 2 + hd;
-    let unit_len = group * ATTN_POSITIONS_PER_UNIT + group * partial;
+    let unit_len = padded * SPAN + group * partial;
     scratch.resize(units * unit_len, 0.0);
     let buf = SharedMut::new(scratch);
     let unit = |u: usize| {
         let (g, c) = (u / chunks, u % chunks);
-        let positions = c * ATTN_POSITIONS_PER_UNIT..len.min((c + 1) * ATTN_POSITIONS_PER_UNIT);
-        let n = positions.len();
-        let keys = &cache.k[li][cache.head_range(g, positions.clone())];
-        let values = &cache.v[li][cache.head_range(g, positions)];
+        let first = c * SPAN;
+        let n = len.min(first + SPAN) - first;
         // SAFETY: unit u owns its slice of the scratch buffer.
         let mine = unsafe { buf.slice(u * unit_len..(u + 1) * unit_len) };
-        let (scores, partials) = mine.split_at_mut(group * ATTN_POSITIONS_PER_UNIT);
-        let qs = &q[g * group * hd..(g + 1) * group * hd];
-        for (j, kj) in keys.chunks_exact(hd).enumerate() {
-            for (h, qh) in qs.chunks_exact(hd).enumerate() {
-                scores[h * ATTN_POSITIONS_PER_UNIT + j] = kernels::dot(qh, kj) * scale;
+        let (scores, partials) = mine.split_at_mut(padded * SPAN);
+        // The group's queries, scaled, padded with zero heads: `[padded][hd]`.
+        let mut qg = vec![0f32; padded * hd];
+        for (dst, src) in qg
+            .chunks_exact_mut(hd)
+            .zip(q[g * group * hd..][..group * hd].chunks_exact(hd))
+        {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = s * scale;
+            }
+        }
+        const BLOCK: usize = 2 * kernels::POSITIONS;
+        for h0 in (0..padded).step_by(kernels::HEADS) {
+            let qs: [&[f32]; kernels::HEADS] = std::array::from_fn(|i| &qg[(h0 + i) * hd..][..hd]);
+            // The last block may cover positions past `len`; those scores are never used.
+            for j in (0..n).step_by(BLOCK) {
+                let blocks = if j + kernels::POSITIONS < n { 2 } else { 1 };
+                let keys = cache.key_blocks(li, g, first + j, blocks);
+                let block = kernels::scores_block(qs, keys);
+                for (i, row) in block.iter().enumerate() {
+                    scores[(h0 + i) * SPAN + j..][..BLOCK].copy_from_slice(row);
+                }
             }
         }
         for h in 0..group {
-            let s = &mut scores[h * ATTN_POSITIONS_PER_UNIT..][..n];
+            let s = &mut scores[h * SPAN..][..n];
             let max = kernels::max(s);
             let sum = kernels::exp_shifted(s, max);
             let p = &mut partials[h * partial..(h + 1) * partial];
             p[0] = max;
             p[1] = sum;
-            p[2..].fill(0.0);
         }
-        for (j, vj) in values.chunks_exact(hd).enumerate() {
-            for h in 0..group {
-                let w = scores[h * ATTN_POSITIONS_PER_UNIT + j];
-                kernels::axpy(w, vj, &mut partials[h * partial + 2..(h + 1) * partial]);
+        let values = &cache.v[li][cache.head_range(g, first..first + n)];
+        for h0 in (0..padded).step_by(kernels::HEADS) {
+            let ps: [&[f32]; kernels::HEADS] =
+                std::array::from_fn(|i| &scores[(h0 + i) * SPAN..][..n]);
+            for dc in (0..hd).step_by(kernels::DIMS) {
+                let acc = kernels::weighted_values(ps, values, hd, dc);
+                for (i, a) in acc.iter().enumerate().filter(|(i, _)| h0 + i < group) {
+                    partials[(h0 + i) * partial + 2 + dc..][..kernels::DIMS].copy_from_slice(a);
+                }
             }
         }
     };
@@ -848,7 +919,7 @@ fn attend_one(
     for h in 0..cfg.n_head {
         let (g, hl) = (h / group, h % group);
         let part = |c: usize| {
-            let base = (g * chunks + c) * unit_len + group * ATTN_POSITIONS_PER_UNIT;
+            let base = (g * chunks + c) * unit_len + padded * SPAN;
             &scratch[base + hl * partial..base + (hl + 1) * partial]
         };
         let max = (0..chunks).fold(f32::NEG_INFINITY, |m, c| m.max(part(c)[0]));
@@ -883,9 +954,9 @@ fn attend_many(
     let total = past + n;
     let mut out = vec![0f32; n * cfg.n_head * hd];
     for g in 0..cfg.n_kv_head {
-        let keys = Tensor::from_slice(
-            &cache.k[li][cache.head_range(g, 0..total)],
-            (total, hd),
+        let keys_t = Tensor::from_vec(
+            cache.keys_transposed(li, g, total),
+            (hd, total),
             &Device::Cpu,
         )?;
         let values = Tensor::from_slice(
@@ -905,7 +976,7 @@ fn attend_many(
                 }
             }
             let qs = Tensor::from_vec(qs, (group * rows, hd), &Device::Cpu)?;
-            let scores = qs.matmul(&keys.narrow(0, 0, visible)?.t()?)?;
+            let scores = qs.matmul(&keys_t.narrow(1, 0, visible)?)?;
             let mut probs = vec![0f32; group * rows * visible];
             with_slice(&scores, |sc| {
                 let dst = SharedMut::new(&mut probs);
@@ -981,4 +1052,115 @@ fn add_tensor(x: &mut [f32], t: &Tensor) -> Result<(), GenerateError> {
             *a += b;
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(n_head: usize, n_kv_head: usize, head_dim: usize) -> Config {
+        Config {
+            arch: "test".into(),
+            n_layer: 1,
+            d_model: n_head * head_dim,
+            n_head,
+            n_kv_head,
+            head_dim,
+            d_ff: 64,
+            rms_eps: 1e-6,
+            rope_base: 10_000.0,
+            rope_style: RopeStyle::HalfSplit,
+            context_length: 4096,
+        }
+    }
+
+    fn pseudo_random(n: usize, seed: u32) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(747_796_405).wrapping_add(2_891_336_453);
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Attention computed the obvious way, per head.
+    fn naive(cfg: &Config, keys: &[Vec<f32>], values: &[Vec<f32>], q: &[f32]) -> Vec<f32> {
+        let hd = cfg.head_dim;
+        let group = cfg.n_head / cfg.n_kv_head;
+        let mut out = vec![0f32; cfg.n_head * hd];
+        for h in 0..cfg.n_head {
+            let g = h / group;
+            let qh = &q[h * hd..(h + 1) * hd];
+            let scores: Vec<f64> = keys
+                .iter()
+                .map(|k| {
+                    let k = &k[g * hd..(g + 1) * hd];
+                    qh.iter().zip(k).map(|(a, b)| f64::from(a * b)).sum::<f64>()
+                        / (hd as f64).sqrt()
+                })
+                .collect();
+            let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let weights: Vec<f64> = scores.iter().map(|s| (s - max).exp()).collect();
+            let total: f64 = weights.iter().sum();
+            for (w, v) in weights.iter().zip(values) {
+                for d in 0..hd {
+                    out[h * hd + d] += (w / total * f64::from(v[g * hd + d])) as f32;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn decode_attention_matches_naive_attention() {
+        for (n_head, n_kv, len) in [
+            (14, 2, 1),
+            (14, 2, 9),
+            (14, 2, 300),
+            (9, 3, 17),
+            (4, 4, 530),
+        ] {
+            let hd = 32;
+            let cfg = config(n_head, n_kv, hd);
+            let kv_dim = n_kv * hd;
+            let mut cache = KvCache::new(1, n_kv, hd);
+            // Fill in two steps so that the cache grows and keeps what it held.
+            let split = len / 2;
+            let mut keys = Vec::new();
+            let mut values = Vec::new();
+            for (start, end) in [(0, split), (split, len)] {
+                cache.reserve(end, cfg.context_length);
+                let rows: Vec<f32> = pseudo_random((end - start) * 2 * kv_dim, end as u32);
+                for r in rows.chunks_exact(2 * kv_dim) {
+                    keys.push(r[..kv_dim].to_vec());
+                    values.push(r[kv_dim..].to_vec());
+                }
+                if end > start {
+                    cache.store(0, start, &rows, 2 * kv_dim, 0, kv_dim);
+                }
+                cache.len = end;
+            }
+            let q = pseudo_random(n_head * hd, 7);
+            let mut scratch = Vec::new();
+            let mut out = vec![0f32; n_head * hd];
+            attend_one(&cfg, &cache, 0, len, &q, &mut scratch, &mut out);
+            let want = naive(&cfg, &keys, &values, &q);
+            for (i, (a, b)) in out.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - b).abs() < 1e-4,
+                    "{n_head}/{n_kv}/{len} [{i}]: {a} vs {b}"
+                );
+            }
+            // The transposed copy used by prefill holds the same keys.
+            let kt = cache.keys_transposed(0, n_kv - 1, len);
+            for (p, k) in keys.iter().enumerate() {
+                for d in 0..hd {
+                    assert_eq!(kt[d * len + p], k[(n_kv - 1) * hd + d]);
+                }
+            }
+        }
+    }
 }
