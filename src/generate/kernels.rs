@@ -43,6 +43,9 @@ impl SharedMut {
 pub(crate) struct QuantizedActs {
     pub(crate) qs: Vec<i8>,
     pub(crate) d: Vec<f32>,
+    /// Per block, `d` times the sum of the quants: lets Q5_0 kernels use the weights unsigned
+    /// (value + 16) and take the offset off afterwards.
+    pub(crate) dsum: Vec<f32>,
 }
 
 impl QuantizedActs {
@@ -51,18 +54,23 @@ impl QuantizedActs {
         debug_assert_eq!(x.len() % QK, 0);
         self.qs.resize(x.len(), 0);
         self.d.resize(x.len() / QK, 0.0);
-        for ((block, qs), d) in x
+        self.dsum.resize(x.len() / QK, 0.0);
+        for (((block, qs), d), dsum) in x
             .chunks_exact(QK)
             .zip(self.qs.chunks_exact_mut(QK))
             .zip(self.d.iter_mut())
+            .zip(self.dsum.iter_mut())
         {
             let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
             let scale = amax / 127.0;
             let inv = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+            let mut sum = 0i32;
             for (q, v) in qs.iter_mut().zip(block) {
                 *q = (v * inv).round() as i8;
+                sum += i32::from(*q);
             }
             *d = scale;
+            *dsum = scale * sum as f32;
         }
     }
 }
@@ -89,8 +97,13 @@ const GROUP: usize = 4;
 
 /// A quantized matrix `[rows, cols]` re-laid out for decoding: rows in groups of four, and
 /// within a group, block column by block column, the four rows' f16 scales, then (Q5_0) their
-/// high bits, then their quants. One group is a single sequential stream, which keeps the
+/// fifth bits, then their quants. One group is a single sequential stream, which keeps the
 /// hardware prefetcher ahead, and the four scales convert with one instruction.
+///
+/// Q5_0 fifth bits are regrouped so a kernel needs no byte shuffle to spread them: for each pair
+/// of rows (2p, 2p+1) and half k of the block (elements 16k..16k+16) one u32 holds the 32 bits
+/// of the vector `[row 2p elements | row 2p+1 elements]`, the bit for vector byte j at
+/// `q5_bit(j)`. Broadcast to every dword, byte j then finds its bit in byte j % 4.
 pub(crate) struct PackedMatrix {
     kind: RawKind,
     rows: usize,
@@ -123,7 +136,14 @@ impl PackedMatrix {
                             dst[8 + r * QK..8 + (r + 1) * QK].copy_from_slice(&src[2..]);
                         }
                         RawKind::Q5_0 => {
-                            dst[8 + 4 * r..12 + 4 * r].copy_from_slice(&src[2..6]);
+                            let qh = u32::from_le_bytes(src[2..6].try_into().expect("4 bytes"));
+                            let (p, side) = (r / 2, r % 2);
+                            for e in (0..QK).filter(|e| qh >> e & 1 == 1) {
+                                let (k, j) = (e / 16, 16 * side + e % 16);
+                                let word = 8 + 4 * (2 * p + k);
+                                let bit = q5_bit(j);
+                                dst[word + bit / 8] |= 1 << (bit % 8);
+                            }
                             dst[24 + 16 * r..40 + 16 * r].copy_from_slice(&src[6..]);
                         }
                     }
@@ -157,7 +177,7 @@ impl PackedMatrix {
             unsafe {
                 match self.kind {
                     RawKind::Q8_0 => avx2::group_dot_q8_0(data, &x.qs, &x.d),
-                    RawKind::Q5_0 => avx2::group_dot_q5_0(data, &x.qs, &x.d),
+                    RawKind::Q5_0 => avx2::group_dot_q5_0(data, &x.qs, &x.d, &x.dsum),
                 }
             }
         }
@@ -236,17 +256,20 @@ fn group_dot_scalar(kind: RawKind, data: &[u8], x: &QuantizedActs) -> [f32; GROU
                     .map(|(&q, &a)| i32::from(q as i8) * i32::from(a))
                     .sum(),
                 RawKind::Q5_0 => {
-                    let qh = u32::from_le_bytes(col[8 + 4 * r..12 + 4 * r].try_into().unwrap());
                     let qs = &col[24 + 16 * r..40 + 16 * r];
+                    let (p, side) = (r / 2, r % 2);
                     (0..QK)
-                        .map(|j| {
-                            let nib = if j < 16 {
-                                qs[j] & 0x0F
+                        .map(|e| {
+                            let nib = if e < 16 {
+                                qs[e] & 0x0F
                             } else {
-                                qs[j - 16] >> 4
+                                qs[e - 16] >> 4
                             };
-                            let q = i32::from(nib | ((((qh >> j) & 1) as u8) << 4)) - 16;
-                            q * i32::from(aq[j])
+                            let word = 8 + 4 * (2 * p + e / 16);
+                            let bit = q5_bit(16 * side + e % 16);
+                            let high = col[word + bit / 8] >> (bit % 8) & 1;
+                            let q = i32::from(nib | high << 4) - 16;
+                            q * i32::from(aq[e])
                         })
                         .sum()
                 }
@@ -255,6 +278,12 @@ fn group_dot_scalar(kind: RawKind, data: &[u8], x: &QuantizedActs) -> [f32; GROU
         }
     }
     sums
+}
+
+/// Where the fifth bit of vector byte `j` (0..32) sits in its packed u32: in byte `j % 4`, at
+/// bit `j / 4`, so that a dword broadcast and one per-byte mask test find it.
+fn q5_bit(j: usize) -> usize {
+    8 * (j % 4) + j / 4
 }
 
 /// IEEE half to single precision (GGUF block scales).
@@ -338,50 +367,74 @@ mod avx2 {
         std::array::from_fn(|r| hsum(acc[r]))
     }
 
-    /// 32 five-bit values as signed bytes in -16..=15: low nibbles hold elements 0..16, high
-    /// nibbles 16..32, and bit j of `qh` is element j's fifth bit.
-    #[inline(always)]
-    unsafe fn unpack_q5_0(qs: *const u8, qh: u32) -> __m256i {
-        let lo = _mm_loadu_si128(qs as *const __m128i);
-        let nibbles = _mm256_and_si256(
-            _mm256_set_m128i(_mm_srli_epi16(lo, 4), lo),
-            _mm256_set1_epi8(0x0F),
-        );
-        // Spread bit j of qh to byte j, as 0xFF where set.
-        let spread = _mm256_shuffle_epi8(
-            _mm256_set1_epi32(qh as i32),
-            _mm256_set_epi64x(
-                0x0303_0303_0303_0303,
-                0x0202_0202_0202_0202,
-                0x0101_0101_0101_0101,
-                0,
-            ),
-        );
-        let bit_set = _mm256_cmpeq_epi8(
-            _mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe)),
-            _mm256_set1_epi64x(-1),
-        );
-        // Without the fifth bit the value is nibble - 16, i.e. the nibble with 0xF0 set.
-        let high = _mm256_andnot_si256(bit_set, _mm256_set1_epi8(0xF0u8 as i8));
-        _mm256_or_si256(nibbles, high)
-    }
-
-    pub(super) unsafe fn group_dot_q5_0(data: &[u8], aq: &[i8], ad: &[f32]) -> [f32; GROUP] {
+    /// Q5_0 rows (packed as described on `PackedMatrix`) against Q8_0 activations. The weights
+    /// are used unsigned (value + 16, which `maddubs` takes directly since 31 * 127 * 2 fits in
+    /// i16), two rows per vector; the extra 16 * sum(a) comes off at the end.
+    pub(super) unsafe fn group_dot_q5_0(
+        data: &[u8],
+        aq: &[i8],
+        ad: &[f32],
+        adsum: &[f32],
+    ) -> [f32; GROUP] {
         const X4: usize = GROUP * Q5_0_BYTES;
         debug_assert_eq!(data.len(), ad.len() * X4);
-        let mut acc = [_mm256_setzero_ps(); GROUP];
-        for (b, &da) in ad.iter().enumerate() {
+        let ones = _mm256_set1_epi16(1);
+        let low4 = _mm256_set1_epi8(0x0F);
+        let fifth = _mm256_set1_epi8(0x10);
+        // Byte j tests bit j / 4.
+        let select = _mm256_set_epi64x(
+            0x8080_8080_4040_4040_u64 as i64,
+            0x2020_2020_1010_1010,
+            0x0808_0808_0404_0404,
+            0x0202_0202_0101_0101,
+        );
+        let pair_scale = [
+            _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0),
+            _mm256_set_epi32(3, 3, 3, 3, 2, 2, 2, 2),
+        ];
+        let mut acc = [_mm256_setzero_ps(); 2];
+        let mut offset = _mm_setzero_ps();
+        for (b, (&da, &dsum)) in ad.iter().zip(adsum).enumerate() {
             let col = data.as_ptr().add(b * X4);
             _mm_prefetch(col.wrapping_add(PREFETCH) as *const i8, _MM_HINT_T0);
             let a = _mm256_loadu_si256(aq.as_ptr().add(b * QK) as *const __m256i);
-            let d = scales(col, da);
-            for r in 0..GROUP {
-                let qh = (col.add(8 + 4 * r) as *const u32).read_unaligned();
-                let w = unpack_q5_0(col.add(24 + 16 * r), qh);
-                acc[r] = _mm256_fmadd_ps(d[r], dot_i8(w, a), acc[r]);
+            // Activations 0..16 (and 16..32) in both halves, to meet two rows at once.
+            let a_half = [
+                _mm256_permute2x128_si256(a, a, 0x00),
+                _mm256_permute2x128_si256(a, a, 0x11),
+            ];
+            let dw = _mm_cvtph_ps(_mm_loadl_epi64(col as *const __m128i));
+            offset = _mm_fmadd_ps(dw, _mm_set1_ps(dsum), offset);
+            let d8 = _mm256_castps128_ps256(_mm_mul_ps(dw, _mm_set1_ps(da)));
+            for (p, acc) in acc.iter_mut().enumerate() {
+                let qs = _mm256_loadu_si256(col.add(24 + 32 * p) as *const __m256i);
+                let nibbles = [
+                    _mm256_and_si256(qs, low4),
+                    _mm256_and_si256(_mm256_srli_epi16(qs, 4), low4),
+                ];
+                let mut dot = _mm256_setzero_si256();
+                for k in 0..2 {
+                    let word = (col.add(8 + 4 * (2 * p + k)) as *const i32).read_unaligned();
+                    let bits = _mm256_and_si256(_mm256_set1_epi32(word), select);
+                    let set = _mm256_cmpeq_epi8(bits, select);
+                    let w = _mm256_or_si256(nibbles[k], _mm256_and_si256(set, fifth));
+                    let pairs = _mm256_maddubs_epi16(w, a_half[k]);
+                    dot = _mm256_add_epi32(dot, _mm256_madd_epi16(pairs, ones));
+                }
+                let d = _mm256_permutevar8x32_ps(d8, pair_scale[p]);
+                *acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), *acc);
             }
         }
-        std::array::from_fn(|r| hsum(acc[r]))
+        let mut offsets = [0f32; GROUP];
+        _mm_storeu_ps(offsets.as_mut_ptr(), offset);
+        let mut sums = [0f32; 8];
+        let mut out = [0f32; GROUP];
+        for (p, acc) in acc.iter().enumerate() {
+            _mm256_storeu_ps(sums.as_mut_ptr(), *acc);
+            out[2 * p] = sums[..4].iter().sum::<f32>() - 16.0 * offsets[2 * p];
+            out[2 * p + 1] = sums[4..].iter().sum::<f32>() - 16.0 * offsets[2 * p + 1];
+        }
+        out
     }
 }
 
