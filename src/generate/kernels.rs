@@ -11,6 +11,11 @@ use std::ops::Range;
 pub(crate) const QK: usize = 32;
 pub(crate) const Q8_0_BYTES: usize = 34;
 pub(crate) const Q5_0_BYTES: usize = 22;
+/// Q4_K super-blocks: 256 values, 144 bytes.
+const Q4K_VALUES: usize = 256;
+const Q4K_BYTES: usize = 144;
+/// A Q4_K sub-block of 32 as this crate stores it: f16 scale, f16 min, 16 bytes of nibbles.
+const Q4S_BYTES: usize = 20;
 
 /// Runs `f` over `0..n_items` split into ranges across the CPU pool.
 pub(crate) fn par_ranges(n_items: usize, f: impl Fn(Range<usize>) + Sync) {
@@ -80,14 +85,17 @@ impl QuantizedActs {
 pub(crate) enum RawKind {
     Q8_0,
     Q5_0,
+    /// Q4_K, stored per 32 values with the scale and min already multiplied out.
+    Q4K,
 }
 
 impl RawKind {
-    /// Bytes of one GGUF block.
+    /// Bytes per 32 values of one row, as packed.
     pub(crate) fn block_bytes(self) -> usize {
         match self {
             RawKind::Q8_0 => Q8_0_BYTES,
             RawKind::Q5_0 => Q5_0_BYTES,
+            RawKind::Q4K => Q4S_BYTES,
         }
     }
 }
@@ -116,6 +124,13 @@ impl PackedMatrix {
     /// multiple of four with zero scales.
     pub(crate) fn from_blocks(kind: RawKind, blocks: &[u8], rows: usize, cols: usize) -> Self {
         assert_eq!(cols % QK, 0, "columns must be whole blocks");
+        let converted;
+        let blocks = if kind == RawKind::Q4K {
+            converted = q4k_to_q4s(blocks, rows, cols);
+            &converted[..]
+        } else {
+            blocks
+        };
         let bb = kind.block_bytes();
         let nb = cols / QK;
         assert_eq!(blocks.len(), rows * nb * bb, "block data size");
@@ -145,6 +160,10 @@ impl PackedMatrix {
                                 dst[word + bit / 8] |= 1 << (bit % 8);
                             }
                             dst[24 + 16 * r..40 + 16 * r].copy_from_slice(&src[6..]);
+                        }
+                        RawKind::Q4K => {
+                            dst[8 + 2 * r..10 + 2 * r].copy_from_slice(&src[2..4]);
+                            dst[16 + 16 * r..32 + 16 * r].copy_from_slice(&src[4..]);
                         }
                     }
                 }
@@ -178,6 +197,7 @@ impl PackedMatrix {
                 match self.kind {
                     RawKind::Q8_0 => avx2::group_dot_q8_0(data, &x.qs, &x.d),
                     RawKind::Q5_0 => avx2::group_dot_q5_0(data, &x.qs, &x.d, &x.dsum),
+                    RawKind::Q4K => avx2::group_dot_q4s(data, &x.qs, &x.d, &x.dsum),
                 }
             }
         }
@@ -246,9 +266,30 @@ pub(crate) fn matvec(m: &PackedMatrix, x: &QuantizedActs, out: &mut [f32]) {
 fn group_dot_scalar(kind: RawKind, data: &[u8], x: &QuantizedActs) -> [f32; GROUP] {
     let x4 = GROUP * kind.block_bytes();
     let mut sums = [0f32; GROUP];
-    for ((col, aq), ad) in data.chunks_exact(x4).zip(x.qs.chunks_exact(QK)).zip(&x.d) {
+    for (((col, aq), ad), dsum) in data
+        .chunks_exact(x4)
+        .zip(x.qs.chunks_exact(QK))
+        .zip(&x.d)
+        .zip(&x.dsum)
+    {
         for (r, sum) in sums.iter_mut().enumerate() {
             let d = f16_to_f32(u16::from_le_bytes([col[2 * r], col[2 * r + 1]]));
+            if kind == RawKind::Q4K {
+                let min = f16_to_f32(u16::from_le_bytes([col[8 + 2 * r], col[9 + 2 * r]]));
+                let qs = &col[16 + 16 * r..32 + 16 * r];
+                let dot: i32 = (0..QK)
+                    .map(|e| {
+                        let q = if e < 16 {
+                            qs[e] & 0x0F
+                        } else {
+                            qs[e - 16] >> 4
+                        };
+                        i32::from(q) * i32::from(aq[e])
+                    })
+                    .sum();
+                *sum += d * ad * dot as f32 - min * dsum;
+                continue;
+            }
             let dot: i32 = match kind {
                 RawKind::Q8_0 => col[8 + r * QK..8 + (r + 1) * QK]
                     .iter()
@@ -273,11 +314,97 @@ fn group_dot_scalar(kind: RawKind, data: &[u8], x: &QuantizedActs) -> [f32; GROU
                         })
                         .sum()
                 }
+                RawKind::Q4K => unreachable!("handled above"),
             };
             *sum += d * ad * dot as f32;
         }
     }
     sums
+}
+
+/// Rewrites Q4_K super-blocks (rows of `cols / 256`) as one 20-byte block per 32 values:
+/// f16 `d * scale`, f16 `dmin * min`, then the nibbles with element i in the low half of byte i
+/// and element i + 16 in the high half, so that value = scale * q - min. The products round to
+/// f16 (11 significant bits; the 6-bit factors need at most 6 more).
+fn q4k_to_q4s(blocks: &[u8], rows: usize, cols: usize) -> Vec<u8> {
+    assert_eq!(cols % Q4K_VALUES, 0, "Q4_K rows must be whole super-blocks");
+    assert_eq!(
+        blocks.len(),
+        rows * cols / Q4K_VALUES * Q4K_BYTES,
+        "Q4_K data size"
+    );
+    let mut out = Vec::with_capacity(rows * cols / QK * Q4S_BYTES);
+    for sb in blocks.chunks_exact(Q4K_BYTES) {
+        let d = f16_to_f32(u16::from_le_bytes([sb[0], sb[1]]));
+        let dmin = f16_to_f32(u16::from_le_bytes([sb[2], sb[3]]));
+        let scales: &[u8; 12] = sb[4..16].try_into().expect("12 bytes");
+        let qs = &sb[16..];
+        for j in 0..Q4K_VALUES / QK {
+            let (sc, m) = q4k_scale_min(j, scales);
+            out.extend_from_slice(&f32_to_f16(d * f32::from(sc)).to_le_bytes());
+            out.extend_from_slice(&f32_to_f16(dmin * f32::from(m)).to_le_bytes());
+            // Sub-block j is the low (even j) or high (odd j) nibbles of 32 bytes.
+            let src = &qs[32 * (j / 2)..32 * (j / 2) + 32];
+            let value = |e: usize| {
+                if j % 2 == 0 {
+                    src[e] & 0x0F
+                } else {
+                    src[e] >> 4
+                }
+            };
+            out.extend((0..16).map(|i| value(i) | value(i + 16) << 4));
+        }
+    }
+    out
+}
+
+/// The 6-bit scale and min of sub-block `j` (0..8) of a Q4_K super-block (ggml's layout).
+fn q4k_scale_min(j: usize, s: &[u8; 12]) -> (u8, u8) {
+    if j < 4 {
+        (s[j] & 63, s[j + 4] & 63)
+    } else {
+        (
+            (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4),
+            (s[j + 4] >> 4) | ((s[j] >> 6) << 4),
+        )
+    }
+}
+
+/// Single to half precision, rounding to nearest even (normal and subnormal results; values
+/// beyond the half range become infinity).
+pub(crate) fn f32_to_f16(v: f32) -> u16 {
+    let bits = v.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let exp = ((bits >> 23) & 0xFF) as i32;
+    let mant = bits & 0x7F_FFFF;
+    if exp == 0xFF {
+        return sign | 0x7C00 | if mant != 0 { 0x200 } else { 0 };
+    }
+    let e = exp - 127 + 15;
+    if e >= 0x1F {
+        return sign | 0x7C00;
+    }
+    if e <= 0 {
+        if e < -10 {
+            return sign;
+        }
+        // Subnormal: shift the mantissa (with its implicit bit) into place, rounding.
+        let m = mant | 0x80_0000;
+        let shift = (14 - e) as u32;
+        let half = 1 << (shift - 1);
+        let rest = m & ((1 << shift) - 1);
+        let mut h = m >> shift;
+        if rest > half || (rest == half && h & 1 == 1) {
+            h += 1;
+        }
+        return sign | h as u16;
+    }
+    let mut h = ((e as u32) << 10) | (mant >> 13);
+    let rest = mant & 0x1FFF;
+    if rest > 0x1000 || (rest == 0x1000 && h & 1 == 1) {
+        h += 1; // may carry into the exponent, which is still correct rounding
+    }
+    sign | h as u16
 }
 
 /// Where the fifth bit of vector byte `j` (0..32) sits in its packed u32: in byte `j % 4`, at
@@ -425,16 +552,68 @@ mod avx2 {
                 *acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), *acc);
             }
         }
+        finish_pairs(&acc, offset, 16.0)
+    }
+
+    /// Row sums of two pair accumulators (lanes 0..4 one row, 4..8 the next) minus
+    /// `factor * offset` per row.
+    #[inline(always)]
+    unsafe fn finish_pairs(acc: &[__m256; 2], offset: __m128, factor: f32) -> [f32; GROUP] {
         let mut offsets = [0f32; GROUP];
         _mm_storeu_ps(offsets.as_mut_ptr(), offset);
         let mut sums = [0f32; 8];
         let mut out = [0f32; GROUP];
         for (p, acc) in acc.iter().enumerate() {
             _mm256_storeu_ps(sums.as_mut_ptr(), *acc);
-            out[2 * p] = sums[..4].iter().sum::<f32>() - 16.0 * offsets[2 * p];
-            out[2 * p + 1] = sums[4..].iter().sum::<f32>() - 16.0 * offsets[2 * p + 1];
+            out[2 * p] = sums[..4].iter().sum::<f32>() - factor * offsets[2 * p];
+            out[2 * p + 1] = sums[4..].iter().sum::<f32>() - factor * offsets[2 * p + 1];
         }
         out
+    }
+
+    /// Q4_K rows (as 32-value blocks of scale, min and nibbles) against Q8_0 activations, two
+    /// rows per vector: scale * q * a summed with integer dot products, min * sum(a) taken off.
+    pub(super) unsafe fn group_dot_q4s(
+        data: &[u8],
+        aq: &[i8],
+        ad: &[f32],
+        adsum: &[f32],
+    ) -> [f32; GROUP] {
+        const X4: usize = GROUP * super::Q4S_BYTES;
+        debug_assert_eq!(data.len(), ad.len() * X4);
+        let ones = _mm256_set1_epi16(1);
+        let low4 = _mm256_set1_epi8(0x0F);
+        let pair_scale = [
+            _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0),
+            _mm256_set_epi32(3, 3, 3, 3, 2, 2, 2, 2),
+        ];
+        let mut acc = [_mm256_setzero_ps(); 2];
+        let mut mins = _mm_setzero_ps();
+        for (b, (&da, &dsum)) in ad.iter().zip(adsum).enumerate() {
+            let col = data.as_ptr().add(b * X4);
+            _mm_prefetch(col.wrapping_add(PREFETCH) as *const i8, _MM_HINT_T0);
+            let a = _mm256_loadu_si256(aq.as_ptr().add(b * QK) as *const __m256i);
+            let a_half = [
+                _mm256_permute2x128_si256(a, a, 0x00),
+                _mm256_permute2x128_si256(a, a, 0x11),
+            ];
+            let scale = _mm_cvtph_ps(_mm_loadl_epi64(col as *const __m128i));
+            let min = _mm_cvtph_ps(_mm_loadl_epi64(col.add(8) as *const __m128i));
+            mins = _mm_fmadd_ps(min, _mm_set1_ps(dsum), mins);
+            let d8 = _mm256_castps128_ps256(_mm_mul_ps(scale, _mm_set1_ps(da)));
+            for (p, acc) in acc.iter_mut().enumerate() {
+                let qs = _mm256_loadu_si256(col.add(16 + 32 * p) as *const __m256i);
+                let lo = _mm256_and_si256(qs, low4);
+                let hi = _mm256_and_si256(_mm256_srli_epi16(qs, 4), low4);
+                let dot = _mm256_add_epi32(
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a_half[0]), ones),
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a_half[1]), ones),
+                );
+                let d = _mm256_permutevar8x32_ps(d8, pair_scale[p]);
+                *acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), *acc);
+            }
+        }
+        finish_pairs(&acc, mins, 1.0)
     }
 }
 
@@ -727,6 +906,65 @@ mod tests {
         };
         for (a, b) in v.iter().zip(&want) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn f32_to_f16_rounds_to_nearest() {
+        for v in [
+            0.0f32, 1.0, -2.0, 65504.0, 0.1, 3.14159, -1e-3, 6.1e-5, 1e-6, 5.96e-8,
+        ] {
+            let back = f16_to_f32(f32_to_f16(v));
+            let tol = (v.abs() * 2f32.powi(-11)).max(2f32.powi(-25));
+            assert!((back - v).abs() <= tol, "{v} -> {back}");
+        }
+        assert_eq!(f32_to_f16(1.0), 0x3C00);
+        assert_eq!(f32_to_f16(1e6), 0x7C00);
+        assert_eq!(f32_to_f16(-0.0), 0x8000);
+    }
+
+    #[test]
+    fn q4k_kernel_matches_candle_dequantization() {
+        use candle_core::quantized::{GgmlDType, QTensor};
+        use candle_core::{Device, Tensor};
+        let (rows, cols) = (6, 512);
+        let w: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 7919 % 1000) as f32 / 1000.0 - 0.4) * 0.1)
+            .collect();
+        let t = Tensor::from_vec(w, (rows, cols), &Device::Cpu).unwrap();
+        let q = QTensor::quantize(&t, GgmlDType::Q4K).unwrap();
+        let deq = q
+            .dequantize(&Device::Cpu)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        let m = PackedMatrix::from_blocks(RawKind::Q4K, &q.data().unwrap(), rows, cols);
+        let x: Vec<f32> = (0..cols).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut acts = QuantizedActs::default();
+        acts.quantize(&x);
+        let xq: Vec<f32> = acts
+            .qs
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| v as f32 * acts.d[i / QK])
+            .collect();
+        let mut out = vec![0f32; rows];
+        matvec(&m, &acts, &mut out);
+        for r in 0..rows {
+            let want = dot(&deq[r], &xq);
+            let scalar = group_dot_scalar(
+                RawKind::Q4K,
+                &m.data[(r / GROUP) * m.group_bytes()..][..m.group_bytes()],
+                &acts,
+            )[r % GROUP];
+            // Scales and mins are rounded to f16 when repacking.
+            let tol = 2e-3 * deq[r].iter().map(|v| v.abs()).sum::<f32>().max(1.0);
+            assert!((out[r] - want).abs() < tol, "row {r}: {} vs {want}", out[r]);
+            assert!(
+                (scalar - out[r]).abs() < 1e-4,
+                "row {r}: scalar {scalar} vs {}",
+                out[r]
+            );
         }
     }
 

@@ -163,7 +163,7 @@ struct Linear {
 enum DecodeWeights {
     /// Repacked for this crate's kernels.
     Packed(PackedMatrix),
-    /// Types without a kernel here (Q4_K, Q6_K, ...) go through candle.
+    /// Types without a kernel here (Q6_K, Q4_1, ...) go through candle.
     Candle(QMatMul),
 }
 
@@ -173,6 +173,7 @@ impl Linear {
         let kind = match tensor.dtype() {
             GgmlDType::Q8_0 => Some(RawKind::Q8_0),
             GgmlDType::Q5_0 => Some(RawKind::Q5_0),
+            GgmlDType::Q4K => Some(RawKind::Q4K),
             _ => None,
         };
         let decode = match (kind, tensor.data()?) {
