@@ -1,6 +1,8 @@
 //! CPU kernels for the transformer in `model.rs`: quantized matrix-vector products for decoding
-//! (Q8_0 and Q5_0 weights against Q8_0-quantized activations, AVX2 when compiled for it) and the
-//! small per-token operations (RMSNorm, RoPE, SwiGLU, softmax, dot products).
+//! (Q8_0, Q5_0 and Q4_K weights, repacked at load, against Q8_0-quantized activations), decode
+//! attention blocks, and the small per-token operations (RMSNorm, SwiGLU, softmax). AVX2/FMA
+//! intrinsics when the crate is compiled for them (`.cargo/config.toml` targets x86-64-v3),
+//! portable code otherwise.
 //!
 //! Work is spread over candle's persistent CPU pool, so the thread count is whatever the caller
 //! configured for candle (`RAYON_NUM_THREADS`).

@@ -7,8 +7,11 @@
 //!   copy of the weights, which uses the FMA units far better than candle's row-by-row
 //!   quantized product;
 //! * one token at a time (decode) is bound by memory bandwidth, so it reads the quantized weights
-//!   directly with integer dot products (`kernels.rs`), q/k/v and gate/up each in one parallel
-//!   region.
+//!   (repacked four rows interleaved) with integer dot products (`kernels.rs`), q/k/v and
+//!   gate/up each in one parallel region; Q6_K and other types go through candle's QMatMul.
+//!
+//! Memory: the f32 copies cost 4 bytes per weight (1.4 GB for Qwen2.5-0.5B, 5.3 GB for 1.5B) on
+//! top of the quantized weights.
 
 use std::borrow::Cow;
 use std::io::{Read, Seek};
