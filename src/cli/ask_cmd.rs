@@ -176,6 +176,7 @@ pub fn to_json(
         "sentences": o.checked.sentences,
         "draft": o.draft,
         "retrieval": retrieved,
+        "index": loaded.index_path,
         "models": {
             "generator": { "name": gen_model.spec.name, "file": gguf.file_name().map(|f| f.to_string_lossy().into_owned()), "sha256": gguf_sha },
             "embedder": { "name": loaded.embedder_model.spec.name, "sha256": loaded.embedder_model.sha256("model.safetensors") },

@@ -27,6 +27,9 @@ pub struct CorpusArgs {
     /// Target chunk size in tokens (changing it re-indexes)
     #[arg(long, default_value_t = docqa::corpus::ChunkerConfig::default().max_tokens)]
     pub chunk_tokens: usize,
+    /// Embed chunk text without the document title in front (changing it re-indexes)
+    #[arg(long)]
+    pub no_embed_title: bool,
     /// Overlap between consecutive chunks in tokens
     #[arg(long, default_value_t = docqa::corpus::ChunkerConfig::default().overlap_tokens)]
     pub chunk_overlap: usize,
@@ -92,7 +95,7 @@ impl CorpusArgs {
                 max_tokens: self.chunk_tokens,
                 overlap_tokens: self.chunk_overlap,
             },
-            ..IndexSettings::default()
+            embed_title: !self.no_embed_title,
         }
     }
 

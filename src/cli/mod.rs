@@ -2,6 +2,7 @@
 
 mod ask_cmd;
 mod corpus_cmd;
+mod eval_cmd;
 mod models_cmd;
 
 use std::io::IsTerminal;
@@ -96,6 +97,44 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Score the pipeline against a Q&A file: retrieval, answers, citations, abstention, speed
+    ///
+    /// Prints a summary table (or the full report with --json), writes Markdown/JSON reports on
+    /// request, and exits with code 3 naming the metric when a --thresholds bound is missed.
+    /// Generations are cached by (model hash, prompt hash); --no-cache recomputes them.
+    Eval {
+        #[command(flatten)]
+        eval: eval_cmd::EvalArgs,
+        #[command(flatten)]
+        corpus: corpus_cmd::CorpusArgs,
+        #[command(flatten)]
+        retrieval: corpus_cmd::RetrievalArgs,
+        #[command(flatten)]
+        generator: ask_cmd::GeneratorArgs,
+        /// Print the whole report as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the same eval over a grid of model choices and print a leaderboard
+    ///
+    /// Writes leaderboard.md, leaderboard.json and leaderboard.svg (a chart) to --out, plus a
+    /// Markdown report per run. Cached generations are reused, so a re-run only computes what
+    /// changed.
+    Compare {
+        #[command(flatten)]
+        compare: eval_cmd::CompareArgs,
+        #[command(flatten)]
+        eval: eval_cmd::EvalArgs,
+        #[command(flatten)]
+        corpus: corpus_cmd::CorpusArgs,
+        #[command(flatten)]
+        retrieval: corpus_cmd::RetrievalArgs,
+        #[command(flatten)]
+        generator: ask_cmd::GeneratorArgs,
+        /// Print the leaderboard as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// List, fetch and verify the registered models
     Models {
         #[command(subcommand)]
@@ -119,6 +158,29 @@ pub fn run() -> ExitCode {
             generator,
             json,
         } => ask_cmd::run(&cli.global, corpus, retrieval, generator, question, *json),
+        Command::Eval {
+            eval,
+            corpus,
+            retrieval,
+            generator,
+            json,
+        } => eval_cmd::run_eval(&cli.global, eval, corpus, retrieval, generator, *json),
+        Command::Compare {
+            compare,
+            eval,
+            corpus,
+            retrieval,
+            generator,
+            json,
+        } => eval_cmd::run_compare(
+            &cli.global,
+            eval,
+            compare,
+            corpus,
+            retrieval,
+            generator,
+            *json,
+        ),
         Command::Search {
             question,
             corpus,

@@ -40,7 +40,11 @@ impl std::fmt::Display for Miss {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.value {
             Some(v) => write!(f, "{} = {v:.4}, required {}", self.metric, self.bound),
-            None => write!(f, "{} was not measured, required {}", self.metric, self.bound),
+            None => write!(
+                f,
+                "{} was not measured, required {}",
+                self.metric, self.bound
+            ),
         }
     }
 }

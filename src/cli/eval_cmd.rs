@@ -1,0 +1,471 @@
+//! `docqa eval` and `docqa compare`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use docqa::eval::gencache::CachedGenerator;
+use docqa::eval::qa::{self, QaItem};
+use docqa::eval::report::{self, EvalReport, ModelRef};
+use docqa::eval::runner;
+use docqa::eval::thresholds::Thresholds;
+use docqa::generate::Generator;
+use docqa::index::RetrievalMode;
+use docqa::pipeline::AskConfig;
+
+use super::ask_cmd::{load_generator, GeneratorArgs};
+use super::corpus_cmd::{progress_bar, CorpusArgs, Loaded, RetrievalArgs};
+use super::GlobalArgs;
+
+/// Exit code when a run misses a threshold.
+pub const EXIT_THRESHOLD: u8 = 3;
+
+#[derive(Args, Clone)]
+pub struct EvalArgs {
+    /// Q&A file (JSONL; see README "Q&A file format")
+    #[arg(long, default_value = "evals/seeds.jsonl")]
+    pub qa: PathBuf,
+    /// Score retrieval only (no generation)
+    #[arg(long)]
+    pub retrieval_only: bool,
+    /// Evaluate only the first N questions (after --sample)
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Evaluate every Nth question (a deterministic sample)
+    #[arg(long, default_value_t = 1)]
+    pub every: usize,
+    /// Write the Markdown report (one row per question) here
+    #[arg(long)]
+    pub report_md: Option<PathBuf>,
+    /// Write the JSON report here
+    #[arg(long)]
+    pub report_json: Option<PathBuf>,
+    /// Thresholds file; a missed bound exits with code 3 and names the metric
+    #[arg(long)]
+    pub thresholds: Option<PathBuf>,
+    /// Generate everything again instead of reusing cached generations
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+impl EvalArgs {
+    fn items(&self) -> Result<Vec<QaItem>> {
+        let mut items = qa::load_qa(&self.qa)?;
+        if self.every > 1 {
+            items = items.into_iter().step_by(self.every).collect();
+        }
+        if let Some(n) = self.limit {
+            items.truncate(n);
+        }
+        if items.is_empty() {
+            anyhow::bail!("{}: no questions left to evaluate", self.qa.display());
+        }
+        Ok(items)
+    }
+}
+
+fn gen_cache_dir(global: &GlobalArgs) -> PathBuf {
+    global.store().root().join("generations")
+}
+
+/// One eval over loaded stages.
+#[allow(clippy::too_many_arguments)]
+fn run_one(
+    global: &GlobalArgs,
+    args: &EvalArgs,
+    corpus: &CorpusArgs,
+    items: &[QaItem],
+    loaded: &Loaded,
+    generator: Option<(&mut dyn Generator, ModelRef)>,
+    cfg: &AskConfig,
+    label: &str,
+) -> Result<EvalReport> {
+    let bar = progress_bar(global, label);
+    bar.set_length(items.len() as u64);
+    let (gen_ref, results, summary) = match generator {
+        Some((g, model)) => {
+            let cache_dir = gen_cache_dir(global);
+            let mut cached;
+            let g: &mut dyn Generator = if args.no_cache {
+                g
+            } else {
+                cached = CachedGenerator::new(g, &cache_dir, &model.sha256);
+                &mut cached
+            };
+            let (results, summary) = runner::run(
+                items,
+                &corpus.corpus,
+                &loaded.index,
+                &loaded.embedder,
+                Some(g),
+                cfg,
+                &mut |n, _| bar.set_position(n as u64),
+            )?;
+            (Some(model), results, summary)
+        }
+        None => {
+            let (results, summary) = runner::run(
+                items,
+                &corpus.corpus,
+                &loaded.index,
+                &loaded.embedder,
+                None,
+                cfg,
+                &mut |n, _| bar.set_position(n as u64),
+            )?;
+            (None, results, summary)
+        }
+    };
+    bar.finish_and_clear();
+    Ok(EvalReport {
+        qa_file: args.qa.display().to_string(),
+        corpus: corpus.corpus.display().to_string(),
+        generator: gen_ref,
+        embedder: ModelRef {
+            name: loaded.embedder_model.spec.name.0.clone(),
+            sha256: loaded
+                .embedder_model
+                .sha256("model.safetensors")
+                .to_string(),
+        },
+        retrieval_mode: cfg.retrieval.mode.to_string(),
+        k: cfg.retrieval.k,
+        summary,
+        questions: results,
+    })
+}
+
+fn write_file(path: &Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+pub fn run_eval(
+    global: &GlobalArgs,
+    args: &EvalArgs,
+    corpus: &CorpusArgs,
+    retrieval: &RetrievalArgs,
+    gen: &GeneratorArgs,
+    json: bool,
+) -> Result<ExitCode> {
+    let thresholds = args
+        .thresholds
+        .as_ref()
+        .map(|p| Thresholds::load(p))
+        .transpose()?;
+    let items = args.items()?;
+    let loaded = corpus.load(global, false)?;
+    let cfg = AskConfig {
+        retrieval: retrieval.config(),
+        max_tokens: gen.max_tokens,
+        ..AskConfig::default()
+    };
+    let report = if args.retrieval_only {
+        run_one(
+            global,
+            args,
+            corpus,
+            &items,
+            &loaded,
+            None,
+            &cfg,
+            "evaluating",
+        )?
+    } else {
+        let store = global.store();
+        let (mut generator, model) = load_generator(global, &store, &gen.model)?;
+        let model_ref = ModelRef {
+            name: gen.model.clone(),
+            sha256: model.runtime_gguf().1.to_string(),
+        };
+        run_one(
+            global,
+            args,
+            corpus,
+            &items,
+            &loaded,
+            Some((&mut generator, model_ref)),
+            &cfg,
+            "evaluating",
+        )?
+    };
+    if let Some(p) = &args.report_md {
+        write_file(p, &report::markdown(&report))?;
+        eprintln!("wrote {}", p.display());
+    }
+    if let Some(p) = &args.report_json {
+        write_file(p, &serde_json::to_string_pretty(&report)?)?;
+        eprintln!("wrote {}", p.display());
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} over {} ({}, k={}, generator {})",
+            report.qa_file,
+            report.corpus,
+            report.retrieval_mode,
+            report.k,
+            report
+                .generator
+                .as_ref()
+                .map_or("none", |g| g.name.as_str())
+        );
+        print!("{}", report::summary_table(&report.summary));
+        let failed: Vec<&str> = report
+            .questions
+            .iter()
+            .filter(|q| !args.retrieval_only && !report::question_ok(q))
+            .map(|q| q.id.as_str())
+            .collect();
+        if !failed.is_empty() {
+            println!("not fully right: {}", failed.join(", "));
+        }
+    }
+    if let Some(t) = thresholds {
+        let misses = t.check(|m| report.summary.get(m));
+        if !misses.is_empty() {
+            for m in &misses {
+                eprintln!("threshold missed: {m}");
+            }
+            return Ok(ExitCode::from(EXIT_THRESHOLD));
+        }
+        eprintln!("all thresholds met");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args, Clone)]
+pub struct CompareArgs {
+    /// Generators to compare (comma-separated registry names)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "qwen2.5-coder-0.5b-instruct,qwen2.5-coder-1.5b-instruct,smollm2-135m-instruct"
+    )]
+    pub models: Vec<String>,
+    /// Retrieval modes to compare
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_enum,
+        default_value = "dense,hybrid"
+    )]
+    pub modes: Vec<RetrievalMode>,
+    /// Numbers of passages to compare
+    #[arg(long = "ks", value_delimiter = ',', default_value = "5")]
+    pub ks: Vec<usize>,
+    /// Embedders to compare
+    #[arg(long, value_delimiter = ',', default_value = docqa::models::DEFAULT_EMBEDDER)]
+    pub embedders: Vec<String>,
+    /// Folder for leaderboard.md, leaderboard.json, leaderboard.svg and per-run reports
+    #[arg(long, default_value = "evals/reports/compare")]
+    pub out: PathBuf,
+}
+
+/// One cell of the grid.
+#[derive(serde::Serialize)]
+struct Row {
+    generator: String,
+    embedder: String,
+    mode: String,
+    k: usize,
+    summary: runner::Summary,
+}
+
+pub fn run_compare(
+    global: &GlobalArgs,
+    args: &EvalArgs,
+    cmp: &CompareArgs,
+    corpus: &CorpusArgs,
+    retrieval: &RetrievalArgs,
+    gen: &GeneratorArgs,
+    json: bool,
+) -> Result<ExitCode> {
+    let items = args.items()?;
+    let store = global.store();
+    let mut rows = Vec::new();
+    for embedder in &cmp.embedders {
+        let mut corpus = corpus.clone();
+        corpus.embedder = embedder.clone();
+        let loaded = corpus.load(global, false)?;
+        for model in &cmp.models {
+            let (mut generator, local) = load_generator(global, &store, model)?;
+            let model_ref = ModelRef {
+                name: model.clone(),
+                sha256: local.runtime_gguf().1.to_string(),
+            };
+            for &mode in &cmp.modes {
+                for &k in &cmp.ks {
+                    let mut r = retrieval.clone();
+                    r.mode = mode;
+                    r.k = k;
+                    let cfg = AskConfig {
+                        retrieval: r.config(),
+                        max_tokens: gen.max_tokens,
+                        ..AskConfig::default()
+                    };
+                    let label = format!("{model} {mode} k={k}");
+                    eprintln!("running {label} ({embedder})");
+                    let report = run_one(
+                        global,
+                        args,
+                        &corpus,
+                        &items,
+                        &loaded,
+                        Some((&mut generator, model_ref.clone())),
+                        &cfg,
+                        &label,
+                    )?;
+                    let stem = format!("{model}-{embedder}-{mode}-k{k}");
+                    write_file(
+                        &cmp.out.join(format!("{stem}.md")),
+                        &report::markdown(&report),
+                    )?;
+                    rows.push(Row {
+                        generator: model.clone(),
+                        embedder: embedder.clone(),
+                        mode: mode.to_string(),
+                        k,
+                        summary: report.summary,
+                    });
+                }
+            }
+        }
+    }
+    let md = leaderboard_markdown(&args.qa, &rows);
+    write_file(&cmp.out.join("leaderboard.md"), &md)?;
+    write_file(
+        &cmp.out.join("leaderboard.json"),
+        &serde_json::to_string_pretty(&rows)?,
+    )?;
+    write_file(&cmp.out.join("leaderboard.svg"), &leaderboard_svg(&rows))?;
+    eprintln!("wrote {}/leaderboard.{{md,json,svg}}", cmp.out.display());
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{md}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+const BOARD: &[&str] = &[
+    "hit_at_5",
+    "mrr_at_10",
+    "f1",
+    "containment",
+    "citation_precision",
+    "unanswerable_declined",
+    "answerable_declined",
+    "latency_p50_ms",
+    "decode_tok_s",
+];
+
+fn leaderboard_markdown(qa: &Path, rows: &[Row]) -> String {
+    let mut order: Vec<&Row> = rows.iter().collect();
+    order.sort_by(|a, b| {
+        let key = |r: &Row| r.summary.f1.unwrap_or(0.0) + r.summary.containment.unwrap_or(0.0);
+        key(b).total_cmp(&key(a))
+    });
+    let mut out = format!(
+        "# docqa leaderboard: {}\n\n| # | generator | embedder | mode | k |",
+        qa.display()
+    );
+    for m in BOARD {
+        let label = report::METRICS
+            .iter()
+            .find(|(n, _)| n == m)
+            .map_or(*m, |(_, l)| *l);
+        out.push_str(&format!(" {label} |"));
+    }
+    out.push_str("\n|---|---|---|---|---|");
+    out.push_str(&"---|".repeat(BOARD.len()));
+    out.push('\n');
+    for (i, r) in order.iter().enumerate() {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |",
+            i + 1,
+            r.generator,
+            r.embedder,
+            r.mode,
+            r.k
+        ));
+        for m in BOARD {
+            out.push_str(&format!(
+                " {} |",
+                report::fmt_metric(m, r.summary.get(m).flatten())
+            ));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A grouped bar chart (F1, containment, citation precision, unanswerable declined) per run,
+/// with p50 latency in the label.
+fn leaderboard_svg(rows: &[Row]) -> String {
+    let metrics = [
+        ("f1", "F1", "#4e79a7"),
+        ("containment", "contains", "#f28e2b"),
+        ("citation_precision", "cite prec", "#59a14f"),
+        ("unanswerable_declined", "unans. declined", "#e15759"),
+    ];
+    let group_w = 140.0;
+    let bar_w = 26.0;
+    let h = 260.0;
+    let top = 40.0;
+    let left = 50.0;
+    let width = left + group_w * rows.len() as f64 + 40.0;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{left}\" y=\"20\" font-size=\"14\">docqa leaderboard (bars: quality 0-1; label: p50 latency)</text>\n",
+        top + h + 90.0
+    );
+    for i in 0..=4 {
+        let v = i as f64 / 4.0;
+        let y = top + h - v * h;
+        s.push_str(&format!(
+            "<line x1=\"{left}\" x2=\"{}\" y1=\"{y}\" y2=\"{y}\" stroke=\"#ddd\"/><text x=\"10\" y=\"{}\">{v:.2}</text>\n",
+            width - 20.0,
+            y + 4.0
+        ));
+    }
+    for (g, r) in rows.iter().enumerate() {
+        let x0 = left + 10.0 + g as f64 * group_w;
+        for (j, (m, _, color)) in metrics.iter().enumerate() {
+            let v = r.summary.get(m).flatten().unwrap_or(0.0).clamp(0.0, 1.0);
+            let bh = v * h;
+            s.push_str(&format!(
+                "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{bh}\" fill=\"{color}\"><title>{m} {v:.3}</title></rect>\n",
+                x0 + j as f64 * bar_w,
+                top + h - bh,
+                bar_w - 3.0
+            ));
+        }
+        let p50 = r
+            .summary
+            .latency_p50_ms
+            .map_or("-".to_string(), |v| format!("{:.1}s", v / 1e3));
+        let name = r.generator.replace("-instruct", "");
+        s.push_str(&format!(
+            "<text x=\"{x0}\" y=\"{}\">{name}</text><text x=\"{x0}\" y=\"{}\">{} k={} p50 {p50}</text>\n",
+            top + h + 16.0,
+            top + h + 30.0,
+            r.mode,
+            r.k
+        ));
+    }
+    for (j, (_, label, color)) in metrics.iter().enumerate() {
+        let x = left + j as f64 * 120.0;
+        let y = top + h + 60.0;
+        s.push_str(&format!(
+            "<rect x=\"{x}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{color}\"/><text x=\"{}\" y=\"{y}\">{label}</text>\n",
+            y - 10.0,
+            x + 16.0
+        ));
+    }
+    s.push_str("</svg>\n");
+    s
+}
