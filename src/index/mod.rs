@@ -376,6 +376,20 @@ impl Index {
         if chunks.len() != header.chunks || raw.len() != header.chunks * header.dim * 4 {
             return Err(corrupt("chunk and vector counts disagree".into()));
         }
+        // The header is outside the body checksum: its file table must match the chunks, or
+        // `update` would index past them.
+        for f in &header.files {
+            let end = f
+                .first
+                .checked_add(f.count)
+                .filter(|&end| end <= chunks.len());
+            if end.is_none_or(|end| chunks[f.first..end].iter().any(|c| c.doc != f.doc)) {
+                return Err(corrupt(format!(
+                    "file table entry for {} does not match the chunks",
+                    f.doc
+                )));
+            }
+        }
         let vectors: Vec<Vec<f32>> = if header.dim == 0 {
             vec![Vec::new(); chunks.len()]
         } else {
