@@ -1,17 +1,22 @@
 //! Model-backed tests of the generate stage with the real GGUF files: the tokenizer built from
 //! GGUF metadata against Qwen's official tokenizer.json, chat templates, greedy determinism,
-//! streaming, stop conditions, and Q8_0 re-encoding. Run serially (`--test-threads=1`): each
-//! model uses both cores.
+//! streaming, stop conditions, Q8_0 re-encoding, and greedy decoding against candle-transformers'
+//! reference qwen2. The files come from the model store (fetched on first use; `DOCQA_CACHE`
+//! picks the cache). Run serially (`--test-threads=1`): each model uses both cores.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use candle_core::quantized::gguf_file;
-use candle_core::Device;
+use candle_core::{DType, Device, Tensor};
+use candle_transformers::models::quantized_qwen2::ModelWeights;
+use docqa::generate::tokenizer::{GgufVocab, TokenBytes, Utf8Stream};
 use docqa::generate::{
     requantize_slow_tensors, tokenizer_from_gguf, ChatTemplate, GenOptions, GenerateError,
     Generator, GgufGenerator, Message, Prompt, Role, StopReason,
 };
+use docqa::models::{FetchOptions, LocalModel, Registry, Store};
 
 /// The model files these tests need.
 #[derive(Debug, Clone, Copy)]
@@ -24,22 +29,77 @@ enum TestFile {
     QwenTokenizerJson,
 }
 
-/// Where the test files are. The single place to change when they come from the model store.
+/// Where the test files are: the model store's cache, or the file an optional environment
+/// variable names. The single place mapping a [`TestFile`] to a path.
 fn test_file(which: TestFile) -> PathBuf {
-    let var = match which {
-        TestFile::QwenGguf => "DOCQA_TEST_QWEN_GGUF",
-        TestFile::SmollmGguf => "DOCQA_TEST_SMOLLM_GGUF",
-        TestFile::QwenTokenizerJson => "DOCQA_TEST_QWEN_TOKENIZER_JSON",
-    };
-    let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
-        panic!("{var} is not set: point it at the {which:?} file (see shared/models.md)")
+    // The binary turns DOCQA_THREADS into candle's thread count; do the same before any model
+    // code runs.
+    static THREADS: OnceLock<()> = OnceLock::new();
+    THREADS.get_or_init(|| {
+        if let Ok(n) = std::env::var("DOCQA_THREADS") {
+            std::env::set_var("RAYON_NUM_THREADS", n);
+        }
     });
+    // The model and the manifest file name: `model.gguf` is the GGUF as downloaded (the store
+    // also derives `model.q8.gguf`, which is what `runtime_gguf()` would return).
+    let (var, model, file) = match which {
+        TestFile::QwenGguf => (
+            "DOCQA_TEST_QWEN_GGUF",
+            "qwen2.5-coder-0.5b-instruct",
+            "model.gguf",
+        ),
+        TestFile::SmollmGguf => (
+            "DOCQA_TEST_SMOLLM_GGUF",
+            "smollm2-135m-instruct",
+            "model.gguf",
+        ),
+        TestFile::QwenTokenizerJson => (
+            "DOCQA_TEST_QWEN_TOKENIZER_JSON",
+            "qwen-tokenizer-reference",
+            "tokenizer.json",
+        ),
+    };
+    if let Some(path) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "{var}={} is not a file ({which:?})",
+            path.display()
+        );
+        return path;
+    }
+    let path = local_model(model).path(file).to_path_buf();
     assert!(
         path.is_file(),
-        "{var}={} is not a file ({which:?})",
+        "{} is not a file ({which:?})",
         path.display()
     );
     path
+}
+
+/// The verified local copy of a registered model, fetched on first use. Fetches are serialised:
+/// the store's work folders are per process, so two concurrent fetches of one model would clash.
+fn local_model(name: &'static str) -> LocalModel {
+    static MODELS: OnceLock<Mutex<BTreeMap<&'static str, LocalModel>>> = OnceLock::new();
+    let mut models = MODELS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    models
+        .entry(name)
+        .or_insert_with(|| {
+            Store::new(Store::default_root(), Registry::builtin())
+                .ensure(
+                    name,
+                    FetchOptions {
+                        offline: false,
+                        quiet: true,
+                    },
+                    &mut |_: &str| {},
+                )
+                .unwrap_or_else(|e| panic!("model `{name}`: {e}"))
+        })
+        .clone()
 }
 
 fn read_gguf(path: &Path) -> gguf_file::Content {
@@ -352,4 +412,155 @@ fn load_errors_name_the_file() {
     let err = GgufGenerator::load(&junk, &Device::Cpu).unwrap_err();
     assert!(matches!(err, GenerateError::Gguf { .. }), "{err:?}");
     assert!(err.to_string().contains("junk.gguf"), "{err}");
+}
+
+/// Tokens greedily decoded in the reference comparison.
+const REF_TOKENS: usize = 16;
+/// The reference prompt is grown from the seed articles until it has at least this many tokens.
+const REF_PROMPT_TOKENS: usize = 600;
+
+/// A retrieval-style prompt of about [`REF_PROMPT_TOKENS`] tokens: the seed articles as numbered
+/// sources, added sentence by sentence, then a question the first article answers at some
+/// length (so that the comparison covers all [`REF_TOKENS`] tokens, not a short reply).
+fn seed_prompt(g: &GgufGenerator) -> Prompt {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/seeds");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no seeds/*.txt");
+    let build = |sources: &str| {
+        Prompt::new(
+            "You answer questions using only the numbered sources. Cite them like [1].",
+            format!(
+                "Sources:\n{sources}\n\nQuestion: What did South Korea and the United States \
+                 agree on, and who met in Seoul?\nAnswer in two sentences with citations like [1]."
+            ),
+        )
+    };
+    let mut sources = String::new();
+    for (n, file) in files.iter().enumerate() {
+        let text = std::fs::read_to_string(file).unwrap();
+        sources.push_str(&format!("{}[{}] ", if n == 0 { "" } else { "\n" }, n + 1));
+        for sentence in text.split_inclusive(". ") {
+            sources.push_str(sentence);
+            let prompt = build(&sources);
+            if g.encode_prompt(&prompt).unwrap().len() >= REF_PROMPT_TOKENS {
+                return prompt;
+            }
+        }
+    }
+    panic!("seeds/*.txt make fewer than {REF_PROMPT_TOKENS} prompt tokens");
+}
+
+/// The largest logit's index (the first one on ties, as GgufGenerator picks) and its lead over
+/// the runner-up.
+fn argmax_and_margin(logits: &[f32]) -> (u32, f32) {
+    let mut best = 0;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > logits[best] {
+            best = i;
+        }
+    }
+    let second = logits
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != best)
+        .map(|(_, &v)| v)
+        .fold(f32::NEG_INFINITY, f32::max);
+    (best as u32, logits[best] - second)
+}
+
+#[test]
+fn qwen_greedy_tokens_match_candle_reference_qwen2() {
+    let path = test_file(TestFile::QwenGguf);
+    let mut g = generator(TestFile::QwenGguf);
+    let prompt = seed_prompt(&g);
+    let prompt_ids = g.encode_prompt(&prompt).unwrap();
+    assert!(
+        (REF_PROMPT_TOKENS..REF_PROMPT_TOKENS + 100).contains(&prompt_ids.len()),
+        "{} prompt tokens",
+        prompt_ids.len()
+    );
+
+    let mut pieces = Vec::new();
+    let ours = g
+        .generate(&prompt, &greedy(REF_TOKENS), &mut |s| {
+            pieces.push(s.to_string())
+        })
+        .unwrap();
+    assert_eq!(ours.prompt_tokens, prompt_ids.len());
+
+    // candle-transformers' quantized qwen2 over the same file: the whole prompt at position 0,
+    // then one token at a time, greedy, stopping on the generator's stop tokens.
+    let file = std::fs::File::open(&path).unwrap();
+    let mut reader = std::io::BufReader::new(file);
+    let content = gguf_file::Content::read(&mut reader).unwrap();
+    let vocab = GgufVocab::from_gguf(&content).unwrap();
+    let mut reference = ModelWeights::from_gguf(content, &mut reader, &Device::Cpu).unwrap();
+    let mut ref_ids = Vec::new();
+    let mut margins = Vec::new();
+    let mut ref_stopped = false;
+    let mut input = prompt_ids.clone();
+    let mut pos = 0;
+    while ref_ids.len() < REF_TOKENS {
+        let x = Tensor::new(input.as_slice(), &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let logits = reference.forward(&x, pos).unwrap();
+        pos += input.len();
+        let logits = logits
+            .squeeze(0)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let (next, margin) = argmax_and_margin(&logits);
+        margins.push(margin);
+        if g.stop_ids().contains(&next) {
+            ref_stopped = true;
+            break;
+        }
+        ref_ids.push(next);
+        input = vec![next];
+    }
+
+    // GgufGenerator reports text pieces, not ids: stream the reference ids through the same
+    // byte mapping so that equal pieces and an equal count mean equal tokens.
+    let bytes = TokenBytes::new(&vocab);
+    let mut stream = Utf8Stream::default();
+    let mut ref_pieces: Vec<String> = ref_ids
+        .iter()
+        .filter(|&&id| !vocab.is_control(id))
+        .map(|&id| stream.push(bytes.get(id)))
+        .filter(|p| !p.is_empty())
+        .collect();
+    ref_pieces.extend(Some(stream.finish()).filter(|p| !p.is_empty()));
+
+    let context = format!(
+        "{} prompt tokens\nours: {:?}\nref:  {:?} (ids {ref_ids:?})\nref top-1 margins: {margins:.3?}",
+        prompt_ids.len(),
+        ours.text,
+        ref_pieces.concat(),
+    );
+    assert!(
+        ref_ids.len() >= REF_TOKENS / 2,
+        "the reference stopped too early for a useful comparison\n{context}"
+    );
+    assert_eq!(pieces, ref_pieces, "{context}");
+    assert_eq!(ours.generated_tokens, ref_ids.len(), "{context}");
+    assert_eq!(
+        ours.stop_reason,
+        if ref_stopped {
+            StopReason::StopToken
+        } else {
+            StopReason::MaxTokens
+        },
+        "{context}"
+    );
+    eprintln!("{context}");
 }
