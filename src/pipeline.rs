@@ -130,7 +130,7 @@ pub fn ask(
     timings.decode_ms = generation.decode_ms;
     timings.prefill_tok_s = generation.prefill_tokens_per_s();
     timings.decode_tok_s = generation.decode_tokens_per_s();
-    let checked = answer::check_answer(&generation.text, &passages, &cfg.check);
+    let checked = answer::check_answer(question, &generation.text, &passages, &cfg.check);
     timings.total_ms = started.elapsed().as_secs_f64() * 1e3;
     Ok(AskOutcome {
         hits,
