@@ -59,6 +59,14 @@ impl Thresholds {
             path: path.to_path_buf(),
             why: e.to_string(),
         })?;
+        let known = |m: &str| super::report::METRICS.iter().any(|(name, _)| *name == m);
+        if let Some(bad) = t.min.keys().chain(t.max.keys()).find(|m| !known(m)) {
+            let names: Vec<&str> = super::report::METRICS.iter().map(|(n, _)| *n).collect();
+            return Err(ThresholdError::Parse {
+                path: path.to_path_buf(),
+                why: format!("unknown metric `{bad}` (known: {})", names.join(", ")),
+            });
+        }
         if t.min.is_empty() && t.max.is_empty() {
             return Err(ThresholdError::Parse {
                 path: path.to_path_buf(),
