@@ -477,7 +477,15 @@ mod tests {
     fn refusal_and_unsupported_drafts_abstain() {
         let cfg = CheckConfig::default();
         assert!(check_answer("Who?", "NOT FOUND", &passages(), &cfg).abstained);
-        assert!(check_answer("Who?", "The sources do not contain this.", &passages(), &cfg).abstained);
+        assert!(
+            check_answer(
+                "Who?",
+                "The sources do not contain this.",
+                &passages(),
+                &cfg
+            )
+            .abstained
+        );
         let invented = check_answer(
             "Who won the 2022 World Cup?",
             "Argentina won the 2022 World Cup [1].",
