@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 use docqa::embed::BertEmbedder;
-use docqa::index::{self, Index, IndexSettings, RetrievalConfig, RetrievalMode};
+use docqa::index::{self, FusionMethod, Index, IndexSettings, RetrievalConfig, RetrievalMode};
 use docqa::models::{LocalModel, ModelRole, Store, DEFAULT_EMBEDDER};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -43,11 +43,15 @@ pub struct RetrievalArgs {
     /// Ranking: dense (embeddings), bm25 (keywords) or hybrid (reciprocal rank fusion of both)
     #[arg(long, value_enum, default_value_t = RetrievalMode::Hybrid)]
     pub mode: RetrievalMode,
+    /// How hybrid mode merges the rankings: convex (weighted sum of min-max normalised scores)
+    /// or rrf (reciprocal rank fusion)
+    #[arg(long, value_enum, default_value_t = RetrievalConfig::default().fusion)]
+    pub fusion: FusionMethod,
     /// Weight of the dense ranking in hybrid fusion
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = RetrievalConfig::default().dense_weight)]
     pub dense_weight: f32,
     /// Weight of the BM25 ranking in hybrid fusion
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = RetrievalConfig::default().bm25_weight)]
     pub bm25_weight: f32,
 }
 
@@ -56,6 +60,7 @@ impl RetrievalArgs {
         RetrievalConfig {
             mode: self.mode,
             k: self.k.max(1),
+            fusion: self.fusion,
             dense_weight: self.dense_weight,
             bm25_weight: self.bm25_weight,
             ..RetrievalConfig::default()
