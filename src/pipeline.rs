@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::answer::{self, CheckConfig, CheckedAnswer, Passage};
 use crate::embed::Embedder;
-use crate::generate::{GenOptions, Generator};
+use crate::generate::{GenOptions, Generator, StopReason};
 use crate::index::{self, Hit, Index, RetrievalConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -132,7 +132,11 @@ pub fn ask(
     timings.decode_ms = generation.decode_ms;
     timings.prefill_tok_s = generation.prefill_tokens_per_s();
     timings.decode_tok_s = generation.decode_tokens_per_s();
-    let checked = answer::check_answer(question, &generation.text, &passages, &cfg.check);
+    let reply = match generation.stop_reason {
+        StopReason::MaxTokens => answer::drop_unfinished_tail(&generation.text),
+        _ => generation.text.as_str(),
+    };
+    let checked = answer::check_answer(question, reply, &passages, &cfg.check);
     // Latency counts the generation's own prefill and decode time rather than the wall time of
     // the call, so a generation replayed from the eval cache reports what it cost when it ran.
     timings.total_ms = started.elapsed().as_secs_f64() * 1e3 - gen_wall_ms

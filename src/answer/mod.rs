@@ -140,6 +140,26 @@ pub fn is_refusal(reply: &str) -> bool {
         .any(|p| norm.contains(p))
 }
 
+/// The reply without a last sentence that generation cut off at the token limit: a half
+/// sentence ("... to bolster") is neither a claim nor checkable. Keeps everything up to the
+/// last sentence end (`.`, `!`, `?`, or a citation marker after one); a reply with no sentence
+/// end is kept whole.
+pub fn drop_unfinished_tail(reply: &str) -> &str {
+    let trimmed = reply.trim_end();
+    let mut end = None;
+    for (i, c) in trimmed.char_indices() {
+        let next = trimmed[i + c.len_utf8()..].chars().next();
+        let boundary = next.is_none_or(|n| n.is_whitespace());
+        if boundary && matches!(c, '.' | '!' | '?' | ']' | '"' | '\u{201d}') {
+            end = Some(i + c.len_utf8());
+        }
+    }
+    match end {
+        Some(e) => &trimmed[..e],
+        None => trimmed,
+    }
+}
+
 /// Parses `reply` against the `passages` it was prompted with for `question` and checks every
 /// citation.
 ///
@@ -521,6 +541,23 @@ mod tests {
         );
         assert!(!a.abstained);
         assert_eq!(a.sentences[0].sources, vec![(1, Support::Cited)]);
+    }
+
+    #[test]
+    fn an_unfinished_last_sentence_is_dropped() {
+        assert_eq!(
+            drop_unfinished_tail("It opened in 1932. [2] It was built to bolster"),
+            "It opened in 1932. [2]"
+        );
+        assert_eq!(
+            drop_unfinished_tail("It opened in 1932 [2]"),
+            "It opened in 1932 [2]"
+        );
+        assert_eq!(drop_unfinished_tail("no end at all"), "no end at all");
+        assert_eq!(
+            drop_unfinished_tail("The U.S. Army. Then the"),
+            "The U.S. Army."
+        );
     }
 
     #[test]
