@@ -12,6 +12,7 @@ use docqa::eval::runner;
 use docqa::eval::thresholds::Thresholds;
 use docqa::generate::Generator;
 use docqa::index::RetrievalMode;
+use docqa::models::LocalModel;
 use docqa::pipeline::AskConfig;
 
 use super::ask_cmd::{load_generator, GeneratorArgs};
@@ -83,40 +84,24 @@ fn run_one(
 ) -> Result<EvalReport> {
     let bar = progress_bar(global, label);
     bar.set_length(items.len() as u64);
-    let (gen_ref, results, summary) = match generator {
-        Some((g, model)) => {
-            let cache_dir = gen_cache_dir(global);
-            let mut cached;
-            let g: &mut dyn Generator = if args.no_cache {
-                g
-            } else {
-                cached = CachedGenerator::new(g, &cache_dir, &model.sha256);
-                &mut cached
-            };
-            let (results, summary) = runner::run(
-                items,
-                &corpus.corpus,
-                &loaded.index,
-                &loaded.embedder,
-                Some(g),
-                cfg,
-                &mut |n, _| bar.set_position(n as u64),
-            )?;
-            (Some(model), results, summary)
+    let mut cached;
+    let (g, gen_ref): (Option<&mut dyn Generator>, Option<ModelRef>) = match generator {
+        Some((g, model)) if !args.no_cache => {
+            cached = CachedGenerator::new(g, &gen_cache_dir(global), &model.sha256);
+            (Some(&mut cached), Some(model))
         }
-        None => {
-            let (results, summary) = runner::run(
-                items,
-                &corpus.corpus,
-                &loaded.index,
-                &loaded.embedder,
-                None,
-                cfg,
-                &mut |n, _| bar.set_position(n as u64),
-            )?;
-            (None, results, summary)
-        }
+        Some((g, model)) => (Some(g), Some(model)),
+        None => (None, None),
     };
+    let (results, summary) = runner::run(
+        items,
+        &corpus.corpus,
+        &loaded.index,
+        &loaded.embedder,
+        g,
+        cfg,
+        &mut |n, _| bar.set_position(n as u64),
+    )?;
     bar.finish_and_clear();
     Ok(EvalReport {
         qa_file: args.qa.display().to_string(),
@@ -134,6 +119,14 @@ fn run_one(
         summary,
         questions: results,
     })
+}
+
+/// A generator as reports name it: registry name and the hash of the weights that ran.
+fn model_ref(name: &str, model: &LocalModel) -> ModelRef {
+    ModelRef {
+        name: name.to_string(),
+        sha256: model.runtime_gguf().1.to_string(),
+    }
 }
 
 fn write_file(path: &Path, text: &str) -> Result<()> {
@@ -163,35 +156,25 @@ pub fn run_eval(
         max_tokens: gen.max_tokens,
         ..AskConfig::default()
     };
-    let report = if args.retrieval_only {
-        run_one(
-            global,
-            args,
-            corpus,
-            &items,
-            &loaded,
-            None,
-            &cfg,
-            "evaluating",
-        )?
+    let store = global.store();
+    let mut generator = if args.retrieval_only {
+        None
     } else {
-        let store = global.store();
-        let (mut generator, model) = load_generator(global, &store, &gen.model)?;
-        let model_ref = ModelRef {
-            name: gen.model.clone(),
-            sha256: model.runtime_gguf().1.to_string(),
-        };
-        run_one(
-            global,
-            args,
-            corpus,
-            &items,
-            &loaded,
-            Some((&mut generator, model_ref)),
-            &cfg,
-            "evaluating",
-        )?
+        let (generator, model) = load_generator(global, &store, &gen.model)?;
+        Some((generator, model_ref(&gen.model, &model)))
     };
+    let report = run_one(
+        global,
+        args,
+        corpus,
+        &items,
+        &loaded,
+        generator
+            .as_mut()
+            .map(|(g, m)| (g as &mut dyn Generator, m.clone())),
+        &cfg,
+        "evaluating",
+    )?;
     if let Some(p) = &args.report_md {
         write_file(p, &report::markdown(&report))?;
         eprintln!("wrote {}", p.display());
@@ -294,10 +277,7 @@ pub fn run_compare(
         let loaded = corpus.load(global, false)?;
         for model in &cmp.models {
             let (mut generator, local) = load_generator(global, &store, model)?;
-            let model_ref = ModelRef {
-                name: model.clone(),
-                sha256: local.runtime_gguf().1.to_string(),
-            };
+            let model_ref = model_ref(model, &local);
             for &mode in &cmp.modes {
                 for &k in &cmp.ks {
                     let mut r = retrieval.clone();
