@@ -3,11 +3,13 @@
 //! Called by the index builder and by query-time retrieval; takes file paths, never the CLI.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Tokenizer, TruncationParams};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
@@ -41,8 +43,6 @@ pub trait Embedder {
 
 /// Tokens per input; all-MiniLM-L6-v2 was trained with 256 (longer input is truncated).
 pub const MAX_TOKENS: usize = 256;
-/// Texts per forward pass; sorted by length first, so padding stays small.
-const BATCH: usize = 16;
 
 pub struct BertEmbedder {
     model: BertModel,
@@ -72,10 +72,9 @@ impl BertEmbedder {
             .map_err(|e| load_err("config", config, e.to_string()))?;
         let mut tok = Tokenizer::from_file(tokenizer)
             .map_err(|e| load_err("tokenizer", tokenizer, e.to_string()))?;
-        tok.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            ..Default::default()
-        }));
+        // The model's tokenizer.json pads to a fixed 128 tokens; texts go through one at a time
+        // and unpadded.
+        tok.with_padding(None);
         tok.with_truncation(Some(TruncationParams {
             max_length: MAX_TOKENS,
             ..Default::default()
@@ -97,45 +96,89 @@ impl BertEmbedder {
         })
     }
 
-    fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let encodings = self
+    /// One text through the model. Texts go one at a time: with nothing to pad, no mask is
+    /// needed, and batching measured slower on CPU (padding, and working sets that fall out of
+    /// cache).
+    fn embed_text(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        let encoding = self
             .tokenizer
-            .encode_batch(texts.to_vec(), true)
+            .encode(text, true)
             .map_err(|e| EmbedError::Tokenize(e.to_string()))?;
-        let rows = encodings.len();
-        let cols = encodings[0].get_ids().len();
-        let mut ids = Vec::with_capacity(rows * cols);
-        let mut mask = Vec::with_capacity(rows * cols);
-        for e in &encodings {
-            ids.extend_from_slice(e.get_ids());
-            mask.extend_from_slice(e.get_attention_mask());
-        }
-        let ids = Tensor::from_vec(ids, (rows, cols), &self.device)?;
-        let mask = Tensor::from_vec(mask, (rows, cols), &self.device)?;
+        let ids = encoding.get_ids();
+        let ids = Tensor::from_slice(ids, (1, ids.len()), &self.device)?;
         let type_ids = ids.zeros_like()?;
-        let hidden = self.model.forward(&ids, &type_ids, Some(&mask))?;
-        let mask_f = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&mask_f)?.sum(1)?;
-        let counts = mask_f.sum(1)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?;
-        let unit = mean.broadcast_div(&norms)?;
-        Ok(unit.to_vec2::<f32>()?)
+        let hidden = self.model.forward(&ids, &type_ids, None)?;
+        // Mean over the tokens (all are real tokens), then L2 normalisation.
+        let mean = hidden.mean(1)?;
+        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?;
+        let unit = mean.broadcast_div(&norm)?;
+        Ok(unit.squeeze(0)?.to_vec1::<f32>()?)
     }
 }
 
+/// While alive, candle's matrix products run on the calling thread only (candle reads
+/// `RAYON_NUM_THREADS` at each one). Set and restored from the embedding call's own thread
+/// before any worker starts and after all have joined.
+struct SingleThreadedMatmul {
+    previous: Option<std::ffi::OsString>,
+}
+
+impl SingleThreadedMatmul {
+    fn enter() -> Self {
+        let previous = std::env::var_os(THREADS_VAR);
+        std::env::set_var(THREADS_VAR, "1");
+        Self { previous }
+    }
+}
+
+impl Drop for SingleThreadedMatmul {
+    fn drop(&mut self) {
+        match &self.previous {
+            Some(v) => std::env::set_var(THREADS_VAR, v),
+            None => std::env::remove_var(THREADS_VAR),
+        }
+    }
+}
+
+const THREADS_VAR: &str = "RAYON_NUM_THREADS";
+
 impl Embedder for BertEmbedder {
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| texts[i].len());
-        let mut out = vec![Vec::new(); texts.len()];
-        for idx in order.chunks(BATCH) {
-            let batch: Vec<&str> = idx.iter().map(|&i| texts[i]).collect();
-            for (v, &i) in self.embed_batch(&batch)?.into_iter().zip(idx) {
-                out[i] = v;
-            }
+        let workers = candle_core::utils::get_num_threads().min(texts.len());
+        if workers <= 1 {
+            return texts.iter().map(|t| self.embed_text(t)).collect();
         }
-        Ok(out)
+        // One text per worker thread, each running candle single-threaded: no padding, and
+        // candle's element-wise ops (GELU's erf, softmax's exp) run on every core instead of one.
+        // Measured on 2 cores, 200 chunks of ~126 tokens: 32 chunks/s, against 21 with batches
+        // of 16 on candle's threads. candle reads RAYON_NUM_THREADS at every matmul; the guard
+        // restores it before this returns.
+        let _single = SingleThreadedMatmul::enter();
+        let next = AtomicUsize::new(0);
+        let mut out: Vec<Option<Result<Vec<f32>, EmbedError>>> = Vec::new();
+        out.resize_with(texts.len(), || None);
+        let out = Mutex::new(out);
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(text) = texts.get(i) else { break };
+                    let v = self.embed_text(text);
+                    let failed = v.is_err();
+                    out.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(v);
+                    if failed {
+                        next.store(texts.len(), Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        let out = out.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut vectors = Vec::with_capacity(texts.len());
+        for result in out.into_iter().flatten() {
+            // A failed text stops the workers, so later slots may be empty; its error is returned.
+            vectors.push(result?);
+        }
+        Ok(vectors)
     }
 
     fn dim(&self) -> usize {
