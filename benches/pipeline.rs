@@ -579,17 +579,8 @@ fn progress(line: &str) {
 
 fn load_embedder(store: &Store) -> Result<(BertEmbedder, LocalModel)> {
     let model = store.ensure(DEFAULT_EMBEDDER, fetch_options(), &mut progress)?;
-    // The CLI's embedder id: the index header must match it for `seeds/`' cached index.
-    let id = format!(
-        "{DEFAULT_EMBEDDER}@{}",
-        &model.sha256("model.safetensors")[..12]
-    );
-    let embedder = BertEmbedder::load(
-        model.path("model.safetensors"),
-        model.path("config.json"),
-        model.path("tokenizer.json"),
-        id,
-    )?;
+    // The CLI's embedder id, so `seeds/`' cached index is reused.
+    let embedder = BertEmbedder::from_model(DEFAULT_EMBEDDER, &model)?;
     Ok((embedder, model))
 }
 

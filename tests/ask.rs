@@ -10,12 +10,13 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use docqa::answer::ABSTAIN_TEXT;
-use docqa::embed::BertEmbedder;
 use docqa::generate::{GenOptions, GenerateError, Generation, Generator, Prompt, StopReason};
 use docqa::index::{self, Index, IndexSettings};
-use docqa::models::{FetchOptions, Registry, Store};
 use docqa::pipeline::{self, AskConfig};
 use serde_json::Value;
+
+mod common;
+use common::embedder;
 
 const NAKASONE_Q: &str = "Who did South Korea's defense minister meet in Seoul?";
 const FIFA_Q: &str = "Who won the 2022 FIFA World Cup?";
@@ -211,36 +212,6 @@ fn answerable_question_is_answered_with_checked_citations() {
     let answer = str_field(v, "answer");
     assert!(answer.contains("Nakasone"), "{answer:?}");
     assert_citations_check_out(v, &seeds_dir());
-}
-
-/// The real embedder, as the CLI builds it.
-fn embedder() -> &'static BertEmbedder {
-    static EMBEDDER: OnceLock<BertEmbedder> = OnceLock::new();
-    EMBEDDER.get_or_init(|| {
-        if let Ok(n) = std::env::var("DOCQA_THREADS") {
-            std::env::set_var("RAYON_NUM_THREADS", n);
-        }
-        let name = docqa::models::DEFAULT_EMBEDDER;
-        let store = Store::new(Store::default_root(), Registry::builtin());
-        let model = store
-            .ensure(
-                name,
-                FetchOptions {
-                    offline: false,
-                    quiet: true,
-                },
-                &mut |_: &str| {},
-            )
-            .unwrap();
-        let id = format!("{name}@{}", &model.sha256("model.safetensors")[..12]);
-        BertEmbedder::load(
-            model.path("model.safetensors"),
-            model.path("config.json"),
-            model.path("tokenizer.json"),
-            id,
-        )
-        .unwrap()
-    })
 }
 
 /// A generator that always gives the same reply and remembers the prompts it saw.

@@ -5,8 +5,9 @@
 
 use std::sync::OnceLock;
 
-use docqa::embed::{cosine, BertEmbedder, Embedder, MAX_TOKENS};
-use docqa::models::{FetchOptions, LocalModel, Registry, Store};
+use docqa::embed::{cosine, Embedder, MAX_TOKENS};
+mod common;
+use common::embedder;
 
 const MINILM: &str = "all-minilm-l6-v2";
 const DIM: usize = 384;
@@ -47,37 +48,6 @@ fn golden() -> &'static Golden {
         );
         assert!(g.embeddings.iter().all(|e| e.len() == DIM));
         g
-    })
-}
-
-fn model() -> &'static LocalModel {
-    static MODEL: OnceLock<LocalModel> = OnceLock::new();
-    MODEL.get_or_init(|| {
-        let store = Store::new(Store::default_root(), Registry::builtin());
-        store
-            .ensure(
-                MINILM,
-                FetchOptions {
-                    offline: false,
-                    quiet: true,
-                },
-                &mut |_: &str| {},
-            )
-            .unwrap()
-    })
-}
-
-fn embedder() -> &'static BertEmbedder {
-    static EMBEDDER: OnceLock<BertEmbedder> = OnceLock::new();
-    EMBEDDER.get_or_init(|| {
-        let m = model();
-        BertEmbedder::load(
-            m.path("model.safetensors"),
-            m.path("config.json"),
-            m.path("tokenizer.json"),
-            MINILM.into(),
-        )
-        .unwrap()
     })
 }
 
@@ -154,7 +124,8 @@ fn golden_texts_cover_truncation_and_match_the_reference_tokenizer() {
         "no text is truncated"
     );
     assert!(g.token_counts.iter().any(|&n| n <= 8), "no short query");
-    let mut tok = tokenizers::Tokenizer::from_file(model().path("tokenizer.json")).unwrap();
+    let mut tok =
+        tokenizers::Tokenizer::from_file(common::embedder_model().path("tokenizer.json")).unwrap();
     // tokenizer.json carries its own truncation (128) and padding: count without them.
     tok.with_truncation(None).unwrap();
     tok.with_padding(None);
@@ -168,7 +139,11 @@ fn golden_texts_cover_truncation_and_match_the_reference_tokenizer() {
 fn embeddings_are_unit_length() {
     let e = embedder();
     assert_eq!(e.dim(), DIM);
-    assert_eq!(e.id(), MINILM);
+    assert!(
+        e.id().starts_with(&format!("{MINILM}@")),
+        "id {:?} should be name@weights-hash",
+        e.id()
+    );
     for (text, v) in golden().texts.iter().zip(e.embed(&golden_texts()).unwrap()) {
         assert_eq!(v.len(), DIM);
         let n = norm(&v);

@@ -6,14 +6,15 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use docqa::corpus::{ChunkId, CorpusError};
-use docqa::embed::{BertEmbedder, EmbedError, Embedder};
+use docqa::embed::{EmbedError, Embedder};
 use docqa::index::{embed_text, Index, IndexError, IndexSettings, UpdateReport};
-use docqa::models::{FetchOptions, Registry, Store};
+use docqa::models::Store;
 
-const MINILM: &str = "all-minilm-l6-v2";
+mod common;
+use common::embedder;
+
 /// Vectors of the same text embedded in two runs.
 const VECTOR_TOL: f32 = 1e-5;
 
@@ -28,36 +29,6 @@ const SEEDS: [&str; 5] = [
     "003_a09d3a89988d2385.txt",
     "004_125c6c913165df30.txt",
 ];
-
-fn embedder() -> &'static BertEmbedder {
-    static EMBEDDER: OnceLock<BertEmbedder> = OnceLock::new();
-    EMBEDDER.get_or_init(|| {
-        // The binary turns DOCQA_THREADS into candle's thread count; do the same here.
-        if let Ok(n) = std::env::var("DOCQA_THREADS") {
-            std::env::set_var("RAYON_NUM_THREADS", n);
-        }
-        let store = Store::new(Store::default_root(), Registry::builtin());
-        let model = store
-            .ensure(
-                MINILM,
-                FetchOptions {
-                    offline: false,
-                    quiet: true,
-                },
-                &mut |_: &str| {},
-            )
-            .unwrap();
-        // The id the CLI gives it: name and weights hash.
-        let id = format!("{MINILM}@{}", &model.sha256("model.safetensors")[..12]);
-        BertEmbedder::load(
-            model.path("model.safetensors"),
-            model.path("config.json"),
-            model.path("tokenizer.json"),
-            id,
-        )
-        .unwrap()
-    })
-}
 
 /// The real embedder under another id: what an index built with a different model looks like.
 struct Renamed(&'static str);

@@ -83,13 +83,7 @@ pub fn load_embedder(
 ) -> Result<(BertEmbedder, LocalModel)> {
     store.registry().get_role(name, ModelRole::Embedder)?;
     let model = store.ensure(name, global.fetch_options(), &mut global.progress_printer())?;
-    let id = format!("{}@{}", name, &model.sha256("model.safetensors")[..12]);
-    let embedder = BertEmbedder::load(
-        model.path("model.safetensors"),
-        model.path("config.json"),
-        model.path("tokenizer.json"),
-        id,
-    )?;
+    let embedder = BertEmbedder::from_model(name, &model)?;
     Ok((embedder, model))
 }
 

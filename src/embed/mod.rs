@@ -11,6 +11,8 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::{Tokenizer, TruncationParams};
 
+use crate::models::LocalModel;
+
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
     #[error("embedder {what} {path}: {why}")]
@@ -53,6 +55,19 @@ pub struct BertEmbedder {
 }
 
 impl BertEmbedder {
+    /// The embedder of a model from the store, under the id every index header records: the
+    /// registry name and the first 12 hex digits of the weights' sha256.
+    pub fn from_model(name: &str, model: &LocalModel) -> Result<Self, EmbedError> {
+        let weights = "model.safetensors";
+        let id = format!("{name}@{}", &model.sha256(weights)[..12]);
+        Self::load(
+            model.path(weights),
+            model.path("config.json"),
+            model.path("tokenizer.json"),
+            id,
+        )
+    }
+
     /// Loads safetensors weights, `config.json` and `tokenizer.json`. `id` names the model and
     /// its weights hash.
     pub fn load(
