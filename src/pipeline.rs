@@ -30,6 +30,8 @@ pub struct AskConfig {
     pub min_relevance: f32,
     pub check: CheckConfig,
     pub max_tokens: usize,
+    /// Tokens for the short answer copied out of the answer sentence; 0 turns that step off.
+    pub short_answer_tokens: usize,
 }
 
 impl Default for AskConfig {
@@ -39,6 +41,7 @@ impl Default for AskConfig {
             min_relevance: 0.2,
             check: CheckConfig::default(),
             max_tokens: 96,
+            short_answer_tokens: 24,
         }
     }
 }
@@ -52,6 +55,8 @@ pub struct Timings {
     pub decode_ms: f64,
     pub prefill_tok_s: f64,
     pub decode_tok_s: f64,
+    /// Prefill and decode of the short-answer step (0 when it did not run).
+    pub short_answer_ms: f64,
     pub total_ms: f64,
 }
 
@@ -60,6 +65,9 @@ pub struct Timings {
 pub struct AskOutcome {
     pub hits: Vec<Hit>,
     pub checked: CheckedAnswer,
+    /// The words of the first supported answer sentence that answer the question (a span of that
+    /// sentence, so as grounded as it is); `None` when docqa abstained or the step was off.
+    pub short_answer: Option<String>,
     /// The model's raw reply (empty when docqa abstained before generating).
     pub draft: String,
     pub timings: Timings,
@@ -114,6 +122,7 @@ pub fn ask(
                     cfg.min_relevance
                 )),
             },
+            short_answer: None,
             draft: String::new(),
             timings,
         });
@@ -137,14 +146,37 @@ pub fn ask(
         _ => generation.text.as_str(),
     };
     let checked = answer::check_answer(question, reply, &passages, &cfg.check);
-    // Latency counts the generation's own prefill and decode time rather than the wall time of
-    // the call, so a generation replayed from the eval cache reports what it cost when it ran.
-    timings.total_ms = started.elapsed().as_secs_f64() * 1e3 - gen_wall_ms
+    let mut short_answer = None;
+    let mut short_wall_ms = 0.0;
+    if let Some(sentence) =
+        answer::short_answer_source(&checked).filter(|_| cfg.short_answer_tokens > 0)
+    {
+        let opts = GenOptions {
+            max_tokens: cfg.short_answer_tokens,
+            copy_from: Some(sentence.to_string()),
+            avoid_starts: answer::question_words(question),
+            ..Default::default()
+        };
+        let short_started = Instant::now();
+        let span = generator.generate(
+            &answer::short_answer_prompt(question, sentence),
+            &opts,
+            &mut |_| {},
+        )?;
+        short_wall_ms = short_started.elapsed().as_secs_f64() * 1e3;
+        timings.short_answer_ms = span.prefill_ms + span.decode_ms;
+        short_answer = answer::clean_short_answer(&span.text, question);
+    }
+    // Latency counts the generations' own prefill and decode time rather than the wall time of
+    // the calls, so a generation replayed from the eval cache reports what it cost when it ran.
+    timings.total_ms = started.elapsed().as_secs_f64() * 1e3 - gen_wall_ms - short_wall_ms
         + generation.prefill_ms
-        + generation.decode_ms;
+        + generation.decode_ms
+        + timings.short_answer_ms;
     Ok(AskOutcome {
         hits,
         checked,
+        short_answer,
         draft: generation.text,
         timings,
     })

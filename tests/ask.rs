@@ -212,6 +212,16 @@ fn answerable_question_is_answered_with_checked_citations() {
     let answer = str_field(v, "answer");
     assert!(answer.contains("Nakasone"), "{answer:?}");
     assert_citations_check_out(v, &seeds_dir());
+    // The short answer is copied out of the answer sentence, so it is as grounded as it is.
+    let short = str_field(v, "short_answer");
+    assert!(
+        !short.is_empty() && answer.contains(short),
+        "short answer {short:?} is not a span of {answer:?}"
+    );
+    assert!(
+        short.len() < answer.len() / 2,
+        "short answer {short:?} is not short"
+    );
 }
 
 /// A generator that always gives the same reply and remembers the prompts it saw.
@@ -287,7 +297,11 @@ fn invented_citation_is_removed_and_reported() {
         &mut |_| {},
     )
     .unwrap();
-    assert_eq!(generator.prompts.len(), 1, "the generator was not asked");
+    assert_eq!(
+        generator.prompts.len(),
+        2,
+        "the generator should be asked for the answer, then for its short answer"
+    );
     let user = &generator.prompts[0].messages.last().unwrap().content;
     assert!(
         user.contains("[1] ") && !user.contains("[9]"),

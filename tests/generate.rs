@@ -327,6 +327,36 @@ fn max_tokens_and_long_prompts_are_honoured() {
 }
 
 #[test]
+fn copy_constrained_output_is_a_span_of_its_source() {
+    let mut g = generator(TestFile::QwenGguf);
+    let sentence = "South Korean Defense Minister Lee Jong-sup met with General Paul Nakasone, \
+commander of the US Cyber Command, in Seoul on Thursday.";
+    let prompt = Prompt::user(format!(
+        "Sentence: {sentence}\nQuestion: Which general did the minister meet?\nCopy the words \
+of the sentence that answer the question."
+    ));
+    let opts = GenOptions {
+        max_tokens: 24,
+        copy_from: Some(sentence.to_string()),
+        avoid_starts: vec!["general".into(), "minister".into()],
+        ..Default::default()
+    };
+    let out = g.generate_text(&prompt, &opts).unwrap();
+    let span = out.text.trim();
+    assert!(!span.is_empty(), "empty span");
+    assert!(
+        sentence.contains(span),
+        "{span:?} is not a span of the sentence"
+    );
+    assert!(span.contains("Nakasone"), "{span:?}");
+    let first = span.split_whitespace().next().unwrap().to_lowercase();
+    assert!(
+        first != "general" && first != "minister",
+        "{span:?} starts at an avoided word"
+    );
+}
+
+#[test]
 fn seeded_sampling_is_reproducible() {
     let mut g = generator(TestFile::SmollmGguf);
     let prompt = Prompt::user("Write a short poem about the sea.");
@@ -335,6 +365,7 @@ fn seeded_sampling_is_reproducible() {
         temperature: Some(0.8),
         top_p: Some(0.9),
         seed: 42,
+        ..Default::default()
     };
     let a = g.generate_text(&prompt, &opts).unwrap();
     let b = g.generate_text(&prompt, &opts).unwrap();

@@ -54,6 +54,63 @@ pub fn build_prompt(question: &str, passages: &[Passage]) -> Prompt {
     Prompt::new(SYSTEM, user)
 }
 
+/// Asks for the words of a checked answer sentence that answer the question; generated with
+/// `copy_from` set to the sentence, so the short answer is a span of it.
+pub fn short_answer_prompt(question: &str, sentence: &str) -> Prompt {
+    let question = question.split_whitespace().collect::<Vec<_>>().join(" ");
+    Prompt::new(
+        SYSTEM,
+        format!(
+            "Sentence: {sentence}\nQuestion: {question}\nCopy the words of the sentence that \
+answer the question."
+        ),
+    )
+}
+
+/// The sentence a short answer is taken from: the first one of a shown answer that a passage
+/// supports, without its citation markers.
+pub fn short_answer_source(checked: &CheckedAnswer) -> Option<&str> {
+    if checked.abstained {
+        return None;
+    }
+    checked
+        .sentences
+        .iter()
+        .find(|s| s.is_supported())
+        .map(|s| s.text.as_str())
+}
+
+/// Lower-cased words of the question, which a short answer should neither start nor end with:
+/// an answer adds what the question lacks.
+pub fn question_words(question: &str) -> Vec<String> {
+    use unicode_segmentation::UnicodeSegmentation;
+    let mut words: Vec<String> = question.unicode_words().map(str::to_lowercase).collect();
+    words.sort();
+    words.dedup();
+    words
+}
+
+/// A generated span, trimmed of punctuation at either end and of trailing words that only
+/// repeat the question or are stopwords ("Lee Jong-sup hosted the US commander" asked "Who
+/// hosted the US commander?" gives "Lee Jong-sup"); `None` when nothing with a letter or digit
+/// is left.
+pub fn clean_short_answer(span: &str, question: &str) -> Option<String> {
+    let asked = content_words(question);
+    let punct = |c: char| c.is_whitespace() || matches!(c, ',' | ';' | ':' | '.' | '(' | ')');
+    let mut t = span.trim_matches(punct);
+    while let Some((head, last)) = t.rsplit_once(' ') {
+        let w = content_words(last);
+        let echo = w.is_empty() || w.iter().all(|x| asked.contains(x));
+        // Trimmed only while what is left still adds a word of its own.
+        let head_adds = content_words(head).iter().any(|x| !asked.contains(x));
+        if !echo || !head_adds || last.chars().any(|c| c.is_ascii_digit()) {
+            break;
+        }
+        t = head.trim_end_matches(punct);
+    }
+    t.chars().any(char::is_alphanumeric).then(|| t.to_string())
+}
+
 /// How a sentence came to be tied to a chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -448,6 +505,43 @@ mod tests {
                 text: "South Korea joined Cyber Flag for the first time in October.".into(),
             },
         ]
+    }
+
+    #[test]
+    fn short_answers_come_from_the_first_supported_sentence_and_are_trimmed() {
+        let a = check_answer(
+            "Who met whom?",
+            "Lee Jong-sup met Paul Nakasone [1]. South Korea first joined Cyber Flag in October [2].",
+            &passages(),
+            &CheckConfig::default(),
+        );
+        assert_eq!(
+            short_answer_source(&a),
+            Some("Lee Jong-sup met Paul Nakasone.")
+        );
+        let q = "Who hosted the US cyber commander?";
+        assert_eq!(
+            clean_short_answer(" Paul Nakasone. ", q),
+            Some("Paul Nakasone".into())
+        );
+        assert_eq!(clean_short_answer(" (2019), ", q), Some("2019".into()));
+        assert_eq!(clean_short_answer(" . ", q), None);
+        assert_eq!(
+            clean_short_answer("Lee Jong-sup hosted the US cyber commander", q),
+            Some("Lee Jong-sup".into())
+        );
+        assert_eq!(
+            clean_short_answer("the commander", q),
+            Some("the commander".into())
+        );
+        assert_eq!(
+            question_words("Who met Lee's  aide?"),
+            vec!["aide", "lee's", "met", "who"]
+        );
+        let p = short_answer_prompt("Who  met\nwhom?", "Lee met Paul.");
+        assert!(p.messages[1]
+            .content
+            .contains("Sentence: Lee met Paul.\nQuestion: Who met whom?\n"));
     }
 
     #[test]

@@ -85,6 +85,9 @@ pub fn run(
 
 fn print_human(loaded: &Loaded, o: &AskOutcome) {
     println!("{}", o.checked.text);
+    if let Some(short) = &o.short_answer {
+        println!("Short answer: {short}");
+    }
     println!();
     if o.checked.abstained {
         if let Some(why) = &o.checked.abstain_reason {
@@ -169,6 +172,7 @@ pub fn to_json(
     serde_json::json!({
         "question": question,
         "answer": o.checked.text,
+        "short_answer": o.short_answer,
         "abstained": o.checked.abstained,
         "abstain_reason": o.checked.abstain_reason,
         "citations": citations,

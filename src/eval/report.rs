@@ -102,7 +102,7 @@ pub fn markdown(r: &EvalReport) -> String {
             out.push_str(&format!("| {label} | {} |\n", fmt_metric(name, v)));
         }
     }
-    out.push_str("\n## Questions\n\n| id | kind | question | gold | answer | cited | hit@5 | F1 | contains | cite prec | ok |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("\n## Questions\n\n| id | kind | question | gold | answer | short answer | cited | hit@5 | F1 | contains | cite prec | ok |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for q in &r.questions {
         let cited: Vec<String> = q
             .cited
@@ -112,12 +112,13 @@ pub fn markdown(r: &EvalReport) -> String {
         let ok = question_ok(q);
         let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             q.id,
             q.kind,
             md_escape(&q.question),
             md_escape(&q.gold_answers.join(" / ")),
             md_escape(if q.abstained { "(declined)" } else { &q.answer }),
+            md_escape(q.short_answer.as_deref().unwrap_or("-")),
             md_escape(&cited.join(", ")),
             f(q.hit_at_5),
             f(q.f1),

@@ -55,6 +55,8 @@ pub struct QuestionResult {
     pub question: String,
     pub gold_answers: Vec<String>,
     pub answer: String,
+    /// The span of the answer sentence that answers the question, when one was extracted.
+    pub short_answer: Option<String>,
     pub draft: String,
     pub abstained: bool,
     pub abstain_reason: Option<String>,
@@ -183,6 +185,7 @@ pub fn run(
             question: item.question.clone(),
             gold_answers: item.answers.clone(),
             answer: String::new(),
+            short_answer: None,
             draft: String::new(),
             abstained: false,
             abstain_reason: None,
@@ -215,6 +218,7 @@ pub fn run(
                     })?;
             let checked = &outcome.checked;
             result.answer = checked.text.clone();
+            result.short_answer = outcome.short_answer.clone();
             result.draft = outcome.draft.clone();
             result.abstained = checked.abstained;
             result.abstain_reason = checked.abstain_reason.clone();
@@ -239,8 +243,11 @@ pub fn run(
                 } else {
                     strip_markers(&checked.text)
                 };
-                result.exact_match = Some(metrics::exact_match(&shown, &item.answers));
-                result.f1 = Some(metrics::f1(&shown, &item.answers));
+                // EM and F1 score the short answer when there is one (SQuAD's gold answers are
+                // short spans); containment scores the whole shown answer.
+                let short = outcome.short_answer.as_deref().unwrap_or(&shown);
+                result.exact_match = Some(metrics::exact_match(short, &item.answers));
+                result.f1 = Some(metrics::f1(short, &item.answers));
                 result.contains = Some(f64::from(u8::from(metrics::contains_answer(
                     &shown,
                     &item.answers,

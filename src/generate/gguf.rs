@@ -1,9 +1,11 @@
 //! [`GgufGenerator`]: a [`Generator`] over one GGUF file (architectures `qwen2` and `llama`),
 //! taking its tokenizer, chat template and stop tokens from the file's own metadata.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use candle_core::quantized::gguf_file;
@@ -11,6 +13,7 @@ use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling};
 use tokenizers::Tokenizer;
 
+use super::copy::{argmax_among, SpanConstraint};
 use super::model::Transformer;
 use super::template::ChatTemplate;
 use super::tokenizer::{build_tokenizer, GgufVocab, TokenBytes, Utf8Stream};
@@ -47,6 +50,9 @@ pub struct GgufGenerator {
     vocab: GgufVocab,
     stop_ids: Vec<u32>,
     info: ModelInfo,
+    /// Token bytes to id, and the longest token's length: built on the first copy-constrained
+    /// generation.
+    by_bytes: OnceLock<(HashMap<Vec<u8>, u32>, usize)>,
 }
 
 impl std::fmt::Debug for GgufGenerator {
@@ -110,6 +116,7 @@ impl GgufGenerator {
         );
         Ok(GgufGenerator {
             token_bytes: TokenBytes::new(&vocab),
+            by_bytes: OnceLock::new(),
             model,
             tokenizer,
             template,
@@ -194,10 +201,50 @@ impl Generator for GgufGenerator {
             }
         };
 
+        let by_bytes = opts.copy_from.as_ref().map(|_| {
+            self.by_bytes.get_or_init(|| {
+                let mut map = HashMap::new();
+                let mut longest = 0;
+                for id in 0..self.info.vocab_size as u32 {
+                    let bytes = self.token_bytes.get(id);
+                    if !bytes.is_empty() && !self.vocab.is_control(id) {
+                        longest = longest.max(bytes.len());
+                        map.entry(bytes.to_vec()).or_insert(id);
+                    }
+                }
+                (map, longest)
+            })
+        });
+        let constraint = opts
+            .copy_from
+            .as_deref()
+            .zip(by_bytes)
+            .map(|(source, (map, longest))| {
+                SpanConstraint::new(source, &opts.avoid_starts, map, *longest)
+            });
+        let stop_ids = self.stop_ids.clone();
+        // Greedy among the tokens that keep the output a span of the source; a stop token when
+        // the span may end there and the model prefers it, or when nothing can follow.
+        // `None` when no token can continue the span and none may end it (a vocabulary without
+        // stop tokens): generation stops there.
+        let pick_constrained = |logits: &[f32], c: &SpanConstraint, so_far: &[u8]| -> Option<u32> {
+            let allowed = c.allowed(so_far);
+            let mut candidates = allowed.tokens;
+            if allowed.can_stop {
+                candidates.extend(&stop_ids);
+            }
+            argmax_among(logits, &candidates).or_else(|| stop_ids.first().copied())
+        };
+        let mut so_far: Vec<u8> = Vec::new();
+
         self.model.clear_cache();
         let started = Instant::now();
         let mut next = if opts.max_tokens > 0 {
-            Some(pick(self.model.forward(&ids)?)?)
+            let logits = self.model.forward(&ids)?;
+            match &constraint {
+                Some(c) => pick_constrained(&logits, c, &so_far),
+                None => Some(pick(logits)?),
+            }
         } else {
             None
         };
@@ -216,6 +263,7 @@ impl Generator for GgufGenerator {
             }
             generated += 1;
             if !self.vocab.is_control(token) {
+                so_far.extend_from_slice(self.token_bytes.get(token));
                 let piece = stream.push(self.token_bytes.get(token));
                 if !piece.is_empty() {
                     on_token(&piece);
@@ -228,7 +276,11 @@ impl Generator for GgufGenerator {
             if self.model.cached() >= context {
                 break StopReason::ContextFull;
             }
-            next = Some(pick(self.model.forward(&[token])?)?);
+            let logits = self.model.forward(&[token])?;
+            next = match &constraint {
+                Some(c) => pick_constrained(&logits, c, &so_far),
+                None => Some(pick(logits)?),
+            };
         };
         let rest = stream.finish();
         if !rest.is_empty() {

@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+mod copy;
 mod gguf;
 mod kernels;
 mod model;
@@ -80,7 +81,7 @@ impl Prompt {
 }
 
 /// How to pick tokens and when to stop.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct GenOptions {
     /// Upper bound on generated tokens (stop tokens excluded).
     pub max_tokens: usize,
@@ -90,6 +91,29 @@ pub struct GenOptions {
     pub top_p: Option<f64>,
     /// Seed for sampling; ignored by greedy decoding.
     pub seed: u64,
+    /// When set, the output must be one contiguous span of this text, starting at a word and
+    /// ending at a word boundary (decoded greedily among the tokens that keep it so).
+    pub copy_from: Option<String>,
+    /// With `copy_from`: lower-cased words the span may not start with (the question's own
+    /// words, which an answer adds nothing by repeating).
+    pub avoid_starts: Vec<String>,
+}
+
+/// The derived format, with `copy_from` shown only when set: the eval's generation cache keys
+/// on this text, so generations cached before the field existed keep their keys.
+impl std::fmt::Debug for GenOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("GenOptions");
+        d.field("max_tokens", &self.max_tokens)
+            .field("temperature", &self.temperature)
+            .field("top_p", &self.top_p)
+            .field("seed", &self.seed);
+        if let Some(source) = &self.copy_from {
+            d.field("copy_from", source)
+                .field("avoid_starts", &self.avoid_starts);
+        }
+        d.finish()
+    }
 }
 
 impl Default for GenOptions {
@@ -99,6 +123,8 @@ impl Default for GenOptions {
             temperature: None,
             top_p: None,
             seed: 299_792_458,
+            copy_from: None,
+            avoid_starts: Vec::new(),
         }
     }
 }
