@@ -3,8 +3,6 @@
 //! Called by the index builder and by query-time retrieval; takes file paths, never the CLI.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -131,69 +129,9 @@ impl BertEmbedder {
     }
 }
 
-/// While alive, candle's matrix products run on the calling thread only (candle reads
-/// `RAYON_NUM_THREADS` at each one). Set and restored from the embedding call's own thread
-/// before any worker starts and after all have joined.
-struct SingleThreadedMatmul {
-    previous: Option<std::ffi::OsString>,
-}
-
-impl SingleThreadedMatmul {
-    fn enter() -> Self {
-        let previous = std::env::var_os(THREADS_VAR);
-        std::env::set_var(THREADS_VAR, "1");
-        Self { previous }
-    }
-}
-
-impl Drop for SingleThreadedMatmul {
-    fn drop(&mut self) {
-        match &self.previous {
-            Some(v) => std::env::set_var(THREADS_VAR, v),
-            None => std::env::remove_var(THREADS_VAR),
-        }
-    }
-}
-
-const THREADS_VAR: &str = "RAYON_NUM_THREADS";
-
 impl Embedder for BertEmbedder {
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let workers = candle_core::utils::get_num_threads().min(texts.len());
-        if workers <= 1 {
-            return texts.iter().map(|t| self.embed_text(t)).collect();
-        }
-        // One text per worker thread, each running candle single-threaded: no padding, and
-        // candle's element-wise ops (GELU's erf, softmax's exp) run on every core instead of one.
-        // Measured on 2 cores, 200 chunks of ~126 tokens: 32 chunks/s, against 21 with batches
-        // of 16 on candle's threads. candle reads RAYON_NUM_THREADS at every matmul; the guard
-        // restores it before this returns.
-        let _single = SingleThreadedMatmul::enter();
-        let next = AtomicUsize::new(0);
-        let mut out: Vec<Option<Result<Vec<f32>, EmbedError>>> = Vec::new();
-        out.resize_with(texts.len(), || None);
-        let out = Mutex::new(out);
-        std::thread::scope(|s| {
-            for _ in 0..workers {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(text) = texts.get(i) else { break };
-                    let v = self.embed_text(text);
-                    let failed = v.is_err();
-                    out.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(v);
-                    if failed {
-                        next.store(texts.len(), Ordering::Relaxed);
-                    }
-                });
-            }
-        });
-        let out = out.into_inner().unwrap_or_else(|e| e.into_inner());
-        let mut vectors = Vec::with_capacity(texts.len());
-        for result in out.into_iter().flatten() {
-            // A failed text stops the workers, so later slots may be empty; its error is returned.
-            vectors.push(result?);
-        }
-        Ok(vectors)
+        texts.iter().map(|t| self.embed_text(t)).collect()
     }
 
     fn dim(&self) -> usize {
