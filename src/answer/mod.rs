@@ -13,9 +13,6 @@ use serde::Serialize;
 use crate::corpus::ChunkId;
 use crate::generate::Prompt;
 
-/// The reply the model is told to give when the passages do not hold the answer.
-pub const NOT_FOUND: &str = "NOT FOUND";
-
 /// What the user sees when docqa declines to answer.
 pub const ABSTAIN_TEXT: &str = "The documents do not contain the answer to this question.";
 
