@@ -222,7 +222,7 @@ impl Generator for GgufGenerator {
             .map(|(source, (map, longest))| {
                 SpanConstraint::new(source, &opts.avoid_starts, map, *longest)
             });
-        let stop_ids = self.stop_ids.clone();
+        let stop_ids = &self.stop_ids;
         // Greedy among the tokens that keep the output a span of the source; a stop token when
         // the span may end there and the model prefers it, or when nothing can follow.
         // `None` when no token can continue the span and none may end it (a vocabulary without
@@ -231,7 +231,7 @@ impl Generator for GgufGenerator {
             let allowed = c.allowed(so_far);
             let mut candidates = allowed.tokens;
             if allowed.can_stop {
-                candidates.extend(&stop_ids);
+                candidates.extend(stop_ids);
             }
             argmax_among(logits, &candidates).or_else(|| stop_ids.first().copied())
         };
@@ -263,7 +263,9 @@ impl Generator for GgufGenerator {
             }
             generated += 1;
             if !self.vocab.is_control(token) {
-                so_far.extend_from_slice(self.token_bytes.get(token));
+                if constraint.is_some() {
+                    so_far.extend_from_slice(self.token_bytes.get(token));
+                }
                 let piece = stream.push(self.token_bytes.get(token));
                 if !piece.is_empty() {
                     on_token(&piece);
