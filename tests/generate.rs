@@ -16,7 +16,9 @@ use docqa::generate::{
     requantize_slow_tensors, tokenizer_from_gguf, ChatTemplate, GenOptions, GenerateError,
     Generator, GgufGenerator, Message, Prompt, Role, StopReason,
 };
-use docqa::models::{FetchOptions, LocalModel, Registry, Store};
+use docqa::models::LocalModel;
+
+mod common;
 
 /// The model files these tests need.
 #[derive(Debug, Clone, Copy)]
@@ -87,18 +89,7 @@ fn local_model(name: &'static str) -> LocalModel {
         .unwrap_or_else(|e| e.into_inner());
     models
         .entry(name)
-        .or_insert_with(|| {
-            Store::new(Store::default_root(), Registry::builtin())
-                .ensure(
-                    name,
-                    FetchOptions {
-                        offline: false,
-                        quiet: true,
-                    },
-                    &mut |_: &str| {},
-                )
-                .unwrap_or_else(|e| panic!("model `{name}`: {e}"))
-        })
+        .or_insert_with(|| common::model(name))
         .clone()
 }
 

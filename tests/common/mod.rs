@@ -1,6 +1,9 @@
 //! Shared by the integration tests that use the real embedder: models come from the user's model
 //! store (fetched on first use, as the CLI does), and the embedder gets the id the CLI gives it,
 //! so indexes cached by the CLI and by the tests agree.
+//!
+//! Each test file compiles this module on its own and uses only part of it.
+#![allow(dead_code)]
 
 use std::sync::OnceLock;
 
