@@ -580,7 +580,14 @@ fn progress(line: &str) {
 fn load_embedder(store: &Store) -> Result<(BertEmbedder, LocalModel)> {
     let model = store.ensure(DEFAULT_EMBEDDER, fetch_options(), &mut progress)?;
     // The CLI's embedder id, so `seeds/`' cached index is reused.
-    let embedder = BertEmbedder::from_model(DEFAULT_EMBEDDER, &model)?;
+    let mut embedder = BertEmbedder::from_model(DEFAULT_EMBEDDER, &model)?;
+    // DOCQA_EMBED_BATCH compares batch sizes (texts per forward pass) against the default.
+    if let Some(b) = std::env::var("DOCQA_EMBED_BATCH")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        embedder = embedder.with_batch(b);
+    }
     Ok((embedder, model))
 }
 

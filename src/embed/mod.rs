@@ -50,6 +50,7 @@ pub struct BertEmbedder {
     device: Device,
     dim: usize,
     id: String,
+    batch: usize,
 }
 
 impl BertEmbedder {
@@ -85,8 +86,8 @@ impl BertEmbedder {
             .map_err(|e| load_err("config", config, e.to_string()))?;
         let mut tok = Tokenizer::from_file(tokenizer)
             .map_err(|e| load_err("tokenizer", tokenizer, e.to_string()))?;
-        // The model's tokenizer.json pads to a fixed 128 tokens; texts go through one at a time
-        // and unpadded.
+        // The model's tokenizer.json pads to a fixed 128 tokens; batches pad themselves to
+        // their longest text instead.
         tok.with_padding(None);
         tok.with_truncation(Some(TruncationParams {
             max_length: MAX_TOKENS,
@@ -106,32 +107,74 @@ impl BertEmbedder {
             device,
             dim: cfg.hidden_size,
             id,
+            batch: BATCH,
         })
     }
 
-    /// One text through the model. Texts go one at a time: with nothing to pad, no mask is
-    /// needed, and batching measured slower on CPU (padding, and working sets that fall out of
-    /// cache).
-    fn embed_text(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
-        let encoding = self
-            .tokenizer
-            .encode(text, true)
-            .map_err(|e| EmbedError::Tokenize(e.to_string()))?;
-        let ids = encoding.get_ids();
-        let ids = Tensor::from_slice(ids, (1, ids.len()), &self.device)?;
+    /// Texts of similar length through the model together: the batch is padded to its longest
+    /// text and the padding masked out of attention and of the mean. Callers sort by length
+    /// first (see [`Embedder::embed`]), so padding stays small while the matrix products get
+    /// rows enough to use every core.
+    fn embed_batch(
+        &self,
+        encodings: &[&tokenizers::Encoding],
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let len = encodings
+            .iter()
+            .map(|e| e.get_ids().len())
+            .max()
+            .unwrap_or(0);
+        let n = encodings.len();
+        let mut ids = vec![0u32; n * len];
+        let mut mask = vec![0u32; n * len];
+        for (row, e) in encodings.iter().enumerate() {
+            let t = e.get_ids();
+            ids[row * len..row * len + t.len()].copy_from_slice(t);
+            mask[row * len..row * len + t.len()].fill(1);
+        }
+        let ids = Tensor::from_vec(ids, (n, len), &self.device)?;
+        let mask = Tensor::from_vec(mask, (n, len), &self.device)?;
         let type_ids = ids.zeros_like()?;
-        let hidden = self.model.forward(&ids, &type_ids, None)?;
-        // Mean over the tokens (all are real tokens), then L2 normalisation.
-        let mean = hidden.mean(1)?;
+        let mask_arg = (n > 1).then_some(&mask);
+        let hidden = self.model.forward(&ids, &type_ids, mask_arg)?;
+        // Mean over the real tokens, then L2 normalisation.
+        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+        let mean = summed.broadcast_div(&mask.sum(1)?)?;
         let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?;
         let unit = mean.broadcast_div(&norm)?;
-        Ok(unit.squeeze(0)?.to_vec1::<f32>()?)
+        Ok(unit.to_vec2::<f32>()?)
     }
+}
+
+/// Texts per forward pass. Texts are sorted by token count and batched with their neighbours,
+/// so a batch pads to within a few tokens; measured on 2 cores, see `benches/pipeline.rs`.
+pub const BATCH: usize = 8;
+
+/// Groups `lens` (token counts) into batches of at most `batch` indices of similar length:
+/// indices sorted by length, then cut into runs. Returns index lists in that order.
+fn length_batches(lens: &[usize], batch: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lens.len()).collect();
+    order.sort_by_key(|&i| (lens[i], i));
+    order.chunks(batch.max(1)).map(<[usize]>::to_vec).collect()
 }
 
 impl Embedder for BertEmbedder {
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        texts.iter().map(|t| self.embed_text(t)).collect()
+        let encodings = texts
+            .iter()
+            .map(|t| self.tokenizer.encode(*t, true))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| EmbedError::Tokenize(e.to_string()))?;
+        let lens: Vec<usize> = encodings.iter().map(|e| e.get_ids().len()).collect();
+        let mut out = vec![Vec::new(); texts.len()];
+        for group in length_batches(&lens, self.batch) {
+            let batch: Vec<&tokenizers::Encoding> = group.iter().map(|&i| &encodings[i]).collect();
+            for (i, v) in group.iter().zip(self.embed_batch(&batch)?) {
+                out[*i] = v;
+            }
+        }
+        Ok(out)
     }
 
     fn dim(&self) -> usize {
@@ -143,7 +186,31 @@ impl Embedder for BertEmbedder {
     }
 }
 
+impl BertEmbedder {
+    /// Texts per forward pass (default [`BATCH`]); 1 runs each text alone, unpadded.
+    pub fn with_batch(mut self, batch: usize) -> Self {
+        self.batch = batch.max(1);
+        self
+    }
+}
+
 /// Dot product of two unit vectors: their cosine similarity.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_group_similar_lengths_and_cover_every_text_once() {
+        let lens = [30, 5, 12, 29, 6, 13, 31];
+        let b = length_batches(&lens, 3);
+        assert_eq!(b, vec![vec![1, 4, 2], vec![5, 3, 0], vec![6]]);
+        let mut all: Vec<usize> = b.concat();
+        all.sort();
+        assert_eq!(all, (0..lens.len()).collect::<Vec<_>>());
+        assert!(length_batches(&[], 8).is_empty());
+    }
 }
