@@ -32,6 +32,15 @@ pub struct AskConfig {
     pub max_tokens: usize,
     /// Tokens for the short answer copied out of the answer sentence; 0 turns that step off.
     pub short_answer_tokens: usize,
+    /// Only the first sentence of the draft is checked and shown (the prompt asks for one). Off
+    /// by default: on the seeds eval it raised the 1.5B model's citation precision from 0.877 to
+    /// 0.906, but cost the default 0.5B model one contained answer and gained it nothing.
+    pub one_sentence: bool,
+    /// Asks the model, in a separate prompt, whether the passage the answer stands on states it;
+    /// a "No" makes docqa abstain. Off by default: measured on the seeds eval, Qwen2.5-0.5B
+    /// answers "No" to every answer, and the 1.5B model declines 8 of 10 unanswerable questions
+    /// but also half of the answerable ones.
+    pub verify: bool,
 }
 
 impl Default for AskConfig {
@@ -42,6 +51,8 @@ impl Default for AskConfig {
             check: CheckConfig::default(),
             max_tokens: 96,
             short_answer_tokens: 24,
+            one_sentence: false,
+            verify: false,
         }
     }
 }
@@ -57,6 +68,8 @@ pub struct Timings {
     pub decode_tok_s: f64,
     /// Prefill and decode of the short-answer step (0 when it did not run).
     pub short_answer_ms: f64,
+    /// Prefill and decode of the verification step (0 when it did not run).
+    pub verify_ms: f64,
     pub total_ms: f64,
 }
 
@@ -70,6 +83,10 @@ pub struct AskOutcome {
     pub short_answer: Option<String>,
     /// The model's raw reply (empty when docqa abstained before generating).
     pub draft: String,
+    /// The verification step's verdict: `Some(true)` when the model judged that the passage
+    /// states the answer, `Some(false)` when it judged not (docqa then abstained), `None` when
+    /// the step did not run or its reply was neither yes nor no.
+    pub verified: Option<bool>,
     pub timings: Timings,
 }
 
@@ -124,6 +141,7 @@ pub fn ask(
             },
             short_answer: None,
             draft: String::new(),
+            verified: None,
             timings,
         });
     }
@@ -145,7 +163,41 @@ pub fn ask(
         StopReason::MaxTokens => answer::drop_unfinished_tail(&generation.text),
         _ => generation.text.as_str(),
     };
-    let checked = answer::check_answer(question, reply, &passages, &cfg.check);
+    let reply = if cfg.one_sentence {
+        answer::first_sentence(reply)
+    } else {
+        reply.to_string()
+    };
+    let mut checked = answer::check_answer(question, &reply, &passages, &cfg.check);
+    let mut verified = None;
+    let mut verify_wall_ms = 0.0;
+    if let Some((sentence, source)) = answer::verification_target(&checked).filter(|_| cfg.verify) {
+        let opts = GenOptions {
+            max_tokens: 2,
+            ..Default::default()
+        };
+        let verify_started = Instant::now();
+        let verdict = generator.generate(
+            &answer::verify_prompt(question, &passages[source].text, sentence),
+            &opts,
+            &mut |_| {},
+        )?;
+        verify_wall_ms = verify_started.elapsed().as_secs_f64() * 1e3;
+        timings.verify_ms = verdict.prefill_ms + verdict.decode_ms;
+        verified = answer::parse_verdict(&verdict.text);
+        if verified == Some(false) {
+            checked = answer::CheckedAnswer {
+                text: answer::ABSTAIN_TEXT.into(),
+                cited: Vec::new(),
+                abstained: true,
+                abstain_reason: Some(format!(
+                    "the model judged that passage [{}] does not state the drafted answer",
+                    source + 1
+                )),
+                ..checked
+            };
+        }
+    }
     let mut short_answer = None;
     let mut short_wall_ms = 0.0;
     if let Some(sentence) =
@@ -169,15 +221,18 @@ pub fn ask(
     }
     // Latency counts the generations' own prefill and decode time rather than the wall time of
     // the calls, so a generation replayed from the eval cache reports what it cost when it ran.
-    timings.total_ms = started.elapsed().as_secs_f64() * 1e3 - gen_wall_ms - short_wall_ms
-        + generation.prefill_ms
-        + generation.decode_ms
-        + timings.short_answer_ms;
+    timings.total_ms =
+        started.elapsed().as_secs_f64() * 1e3 - gen_wall_ms - short_wall_ms - verify_wall_ms
+            + generation.prefill_ms
+            + generation.decode_ms
+            + timings.short_answer_ms
+            + timings.verify_ms;
     Ok(AskOutcome {
         hits,
         checked,
         short_answer,
         draft: generation.text,
+        verified,
         timings,
     })
 }

@@ -352,6 +352,95 @@ fn invented_citation_is_removed_and_reported() {
     }
 }
 
+/// Replies with a draft first, then with `verdict` to every later prompt.
+struct Verdict {
+    draft: String,
+    verdict: &'static str,
+    calls: usize,
+}
+
+impl Generator for Verdict {
+    fn generate(
+        &mut self,
+        _prompt: &Prompt,
+        _opts: &GenOptions,
+        _on_token: &mut dyn FnMut(&str),
+    ) -> Result<Generation, GenerateError> {
+        self.calls += 1;
+        let text = if self.calls == 1 {
+            self.draft.clone()
+        } else {
+            self.verdict.to_string()
+        };
+        Ok(Generation {
+            text,
+            prompt_tokens: 1,
+            generated_tokens: 1,
+            prefill_ms: 0.0,
+            decode_ms: 0.0,
+            stop_reason: StopReason::StopToken,
+        })
+    }
+}
+
+#[test]
+fn a_no_from_the_verification_step_makes_docqa_decline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (index, _) = Index::update(
+        &tmp.path().join("seeds.docqa"),
+        &seeds_dir(),
+        embedder(),
+        &IndexSettings::default(),
+        false,
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let cfg = AskConfig {
+        verify: true,
+        ..AskConfig::default()
+    };
+    let hits = index::retrieve(&index, embedder(), NAKASONE_Q, &cfg.retrieval).unwrap();
+    let sentence = first_sentence(&index.chunks[hits[0].index].text)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let run = |verdict: &'static str, cfg: &AskConfig| {
+        let mut g = Verdict {
+            draft: format!("{sentence} [1]"),
+            verdict,
+            calls: 0,
+        };
+        let o = pipeline::ask(NAKASONE_Q, &index, embedder(), &mut g, cfg, &mut |_| {}).unwrap();
+        (o, g.calls)
+    };
+    let (no, calls) = run("No", &cfg);
+    assert!(no.checked.abstained, "{:#?}", no.checked);
+    assert_eq!(no.checked.text, ABSTAIN_TEXT);
+    assert!(no.checked.cited.is_empty());
+    assert_eq!(no.verified, Some(false));
+    assert!(
+        no.checked
+            .abstain_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("does not state")),
+        "{:?}",
+        no.checked.abstain_reason
+    );
+    assert_eq!(no.short_answer, None);
+    assert_eq!(calls, 2, "a declined answer needs no short answer");
+
+    let (yes, calls) = run("Yes.", &cfg);
+    assert!(!yes.checked.abstained, "{:#?}", yes.checked);
+    assert_eq!(yes.verified, Some(true));
+    assert_eq!(calls, 3);
+
+    let off = AskConfig::default();
+    let (skipped, calls) = run("No", &off);
+    assert!(!skipped.checked.abstained, "{:#?}", skipped.checked);
+    assert_eq!(skipped.verified, None);
+    assert_eq!(calls, 2);
+}
+
 #[test]
 fn prompt_injection_in_a_document_does_not_change_the_answer() {
     let tmp = tempfile::tempdir().unwrap();

@@ -19,6 +19,28 @@ pub struct GeneratorArgs {
     /// Maximum tokens to generate
     #[arg(long, default_value_t = AskConfig::default().max_tokens)]
     pub max_tokens: usize,
+    /// Verify each answer: the model is asked, in a separate prompt, whether the passage the
+    /// answer stands on states it, and a "No" makes docqa decline. Off by default: it declines
+    /// most unanswerable questions but also many answerable ones (README, "Verification")
+    #[arg(long)]
+    pub verify: bool,
+    /// Check and show only the first sentence of the draft (the prompt asks for one sentence;
+    /// what follows it is often filler citing passages that are not evidence)
+    #[arg(long)]
+    pub first_sentence: bool,
+}
+
+impl GeneratorArgs {
+    /// The ask settings these flags and `retrieval` resolve to.
+    pub fn ask_config(&self, retrieval: docqa::index::RetrievalConfig) -> AskConfig {
+        AskConfig {
+            retrieval,
+            max_tokens: self.max_tokens,
+            verify: self.verify,
+            one_sentence: self.first_sentence,
+            ..AskConfig::default()
+        }
+    }
 }
 
 pub fn load_generator(
@@ -46,11 +68,7 @@ pub fn run(
     let store = global.store();
     let (mut generator, gen_model) = load_generator(global, &store, &gen.model)?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
-    let cfg = AskConfig {
-        retrieval: retrieval.config(),
-        max_tokens: gen.max_tokens,
-        ..AskConfig::default()
-    };
+    let cfg = gen.ask_config(retrieval.config());
     // The draft streams to a terminal as it is generated; the checked answer replaces it.
     let stream = !json && std::io::stdout().is_terminal();
     let mut on_token = |t: &str| {
@@ -179,6 +197,7 @@ pub fn to_json(
         "dropped_citations": o.checked.dropped,
         "sentences": o.checked.sentences,
         "draft": o.draft,
+        "verified": o.verified,
         "retrieval": retrieved,
         "index": loaded.index_path,
         "models": {

@@ -151,11 +151,7 @@ pub fn run_eval(
         .transpose()?;
     let items = args.items()?;
     let loaded = corpus.load(global, false)?;
-    let cfg = AskConfig {
-        retrieval: retrieval.config(),
-        max_tokens: gen.max_tokens,
-        ..AskConfig::default()
-    };
+    let cfg = gen.ask_config(retrieval.config());
     let store = global.store();
     let mut generator = if args.retrieval_only {
         None
@@ -283,11 +279,7 @@ pub fn run_compare(
                     let mut r = retrieval.clone();
                     r.mode = mode;
                     r.k = k;
-                    let cfg = AskConfig {
-                        retrieval: r.config(),
-                        max_tokens: gen.max_tokens,
-                        ..AskConfig::default()
-                    };
+                    let cfg = gen.ask_config(r.config());
                     let label = format!("{model} {mode} k={k}");
                     eprintln!("running {label} ({embedder})");
                     let report = run_one(
