@@ -111,6 +111,12 @@ impl BertEmbedder {
         })
     }
 
+    /// Texts per forward pass (default [`BATCH`]); 1 runs each text alone, unpadded.
+    pub fn with_batch(mut self, batch: usize) -> Self {
+        self.batch = batch.max(1);
+        self
+    }
+
     /// Texts of similar length through the model together: the batch is padded to its longest
     /// text and the padding masked out of attention and of the mean. Callers sort by length
     /// first (see [`Embedder::embed`]), so padding stays small while the matrix products get
@@ -183,14 +189,6 @@ impl Embedder for BertEmbedder {
 
     fn id(&self) -> &str {
         &self.id
-    }
-}
-
-impl BertEmbedder {
-    /// Texts per forward pass (default [`BATCH`]); 1 runs each text alone, unpadded.
-    pub fn with_batch(mut self, batch: usize) -> Self {
-        self.batch = batch.max(1);
-        self
     }
 }
 

@@ -1,4 +1,4 @@
-//! A generation cache keyed by (model hash, prompt hash, options): a re-run of an eval or a
+//! A generation cache keyed by (model hash, prompt hash, options and decoder version): a re-run of an eval or a
 //! comparison only generates what changed. Wraps any [`Generator`]; the pipeline cannot tell.
 
 use std::path::{Path, PathBuf};
@@ -49,7 +49,8 @@ impl<'a> CachedGenerator<'a> {
             h.update([0u8]);
             h.update(m.content.as_bytes());
         }
-        h.update(format!("{opts:?}").as_bytes());
+        h.update([0u8]);
+        h.update(opts.cache_key().as_bytes());
         hex::encode(h.finalize())
     }
 }

@@ -81,7 +81,7 @@ impl Prompt {
 }
 
 /// How to pick tokens and when to stop.
-#[derive(Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GenOptions {
     /// Upper bound on generated tokens (stop tokens excluded).
     pub max_tokens: usize,
@@ -99,20 +99,24 @@ pub struct GenOptions {
     pub avoid_starts: Vec<String>,
 }
 
-/// The derived format, with `copy_from` shown only when set: the eval's generation cache keys
-/// on this text, so generations cached before the field existed keep their keys.
-impl std::fmt::Debug for GenOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut d = f.debug_struct("GenOptions");
-        d.field("max_tokens", &self.max_tokens)
-            .field("temperature", &self.temperature)
-            .field("top_p", &self.top_p)
-            .field("seed", &self.seed);
-        if let Some(source) = &self.copy_from {
-            d.field("copy_from", source)
-                .field("avoid_starts", &self.avoid_starts);
-        }
-        d.finish()
+/// Bumped whenever decoding changes what a given prompt and options produce (a kernel, the
+/// copy constraint, stop handling), so cached generations from older code are not replayed.
+pub const DECODER_VERSION: u32 = 2;
+
+impl GenOptions {
+    /// Everything about these options that decides the generated text, with the decoder
+    /// version: what a generation cache keys on besides the model and the prompt.
+    pub fn cache_key(&self) -> String {
+        format!(
+            "decoder={DECODER_VERSION};max_tokens={};temperature={:?};top_p={:?};seed={};\
+copy_from={:?};avoid_starts={:?}",
+            self.max_tokens,
+            self.temperature,
+            self.top_p,
+            self.seed,
+            self.copy_from,
+            self.avoid_starts
+        )
     }
 }
 
@@ -239,5 +243,51 @@ pub enum GenerateError {
 impl From<candle_core::Error> for GenerateError {
     fn from(e: candle_core::Error) -> Self {
         GenerateError::Candle(Box::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_key_changes_with_every_option_that_decides_the_text() {
+        let base = GenOptions::default();
+        let variants = [
+            GenOptions {
+                max_tokens: 7,
+                ..GenOptions::default()
+            },
+            GenOptions {
+                temperature: Some(0.7),
+                ..GenOptions::default()
+            },
+            GenOptions {
+                top_p: Some(0.9),
+                ..GenOptions::default()
+            },
+            GenOptions {
+                seed: 1,
+                ..GenOptions::default()
+            },
+            GenOptions {
+                copy_from: Some(String::new()),
+                ..GenOptions::default()
+            },
+            GenOptions {
+                avoid_starts: vec!["who".into()],
+                ..GenOptions::default()
+            },
+        ];
+        let mut keys: Vec<String> = variants.iter().map(GenOptions::cache_key).collect();
+        keys.push(base.cache_key());
+        assert!(base
+            .cache_key()
+            .contains(&format!("decoder={DECODER_VERSION};")));
+        let n = keys.len();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "two different options share a key: {keys:?}");
+        assert_eq!(base.cache_key(), GenOptions::default().cache_key());
     }
 }
