@@ -171,7 +171,7 @@ pub fn ask(
     let mut checked = answer::check_answer(question, &reply, &passages, &cfg.check);
     let mut verified = None;
     let mut verify_wall_ms = 0.0;
-    if let Some((sentence, source)) = answer::verification_target(&checked).filter(|_| cfg.verify) {
+    if let Some((sentence, source)) = answer::first_supported(&checked).filter(|_| cfg.verify) {
         let opts = GenOptions {
             max_tokens: 2,
             ..Default::default()

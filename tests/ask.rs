@@ -259,19 +259,34 @@ fn first_sentence(text: &str) -> &str {
     }
 }
 
-#[test]
-fn invented_citation_is_removed_and_reported() {
-    // Library level: real retrieval over seeds/, a generator that cites [1] and an invented [9].
-    let tmp = tempfile::tempdir().unwrap();
-    let (index, _) = Index::update(
-        &tmp.path().join("seeds.docqa"),
+/// A fresh index of `seeds/` in `dir`.
+fn seeds_index(dir: &Path) -> Index {
+    Index::update(
+        &dir.join("seeds.docqa"),
         &seeds_dir(),
         embedder(),
         &IndexSettings::default(),
         false,
         &mut |_, _| {},
     )
-    .unwrap();
+    .unwrap()
+    .0
+}
+
+/// The first sentence of the top hit's text, on one line: a draft its passage supports word
+/// for word.
+fn verbatim_sentence(index: &Index, hits: &[index::Hit]) -> String {
+    first_sentence(&index.chunks[hits[0].index].text)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn invented_citation_is_removed_and_reported() {
+    // Library level: real retrieval over seeds/, a generator that cites [1] and an invented [9].
+    let tmp = tempfile::tempdir().unwrap();
+    let index = seeds_index(tmp.path());
     let cfg = AskConfig::default();
     let hits = index::retrieve(&index, embedder(), NAKASONE_Q, &cfg.retrieval).unwrap();
     assert!(
@@ -279,10 +294,7 @@ fn invented_citation_is_removed_and_reported() {
         "{} hits: [9] would not be invented",
         hits.len()
     );
-    let sentence = first_sentence(&index.chunks[hits[0].index].text)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let sentence = verbatim_sentence(&index, &hits);
     assert!(!sentence.contains('['), "{sentence:?}");
     let mut generator = Canned {
         reply: format!("{sentence} [1] [9]"),
@@ -386,24 +398,13 @@ impl Generator for Verdict {
 #[test]
 fn a_no_from_the_verification_step_makes_docqa_decline() {
     let tmp = tempfile::tempdir().unwrap();
-    let (index, _) = Index::update(
-        &tmp.path().join("seeds.docqa"),
-        &seeds_dir(),
-        embedder(),
-        &IndexSettings::default(),
-        false,
-        &mut |_, _| {},
-    )
-    .unwrap();
+    let index = seeds_index(tmp.path());
     let cfg = AskConfig {
         verify: true,
         ..AskConfig::default()
     };
     let hits = index::retrieve(&index, embedder(), NAKASONE_Q, &cfg.retrieval).unwrap();
-    let sentence = first_sentence(&index.chunks[hits[0].index].text)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let sentence = verbatim_sentence(&index, &hits);
     let run = |verdict: &'static str, cfg: &AskConfig| {
         let mut g = Verdict {
             draft: format!("{sentence} [1]"),

@@ -111,9 +111,10 @@ pub fn parse_verdict(reply: &str) -> Option<bool> {
     }
 }
 
-/// The supported sentence a verdict is asked about, and the passage it stands on (its first
-/// source).
-pub fn verification_target(checked: &CheckedAnswer) -> Option<(&str, usize)> {
+/// The first sentence of a shown answer that a passage supports, without its citation markers,
+/// and the passage it stands on (its first source): what verification asks about and what a
+/// short answer is copied from.
+pub fn first_supported(checked: &CheckedAnswer) -> Option<(&str, usize)> {
     if checked.abstained {
         return None;
     }
@@ -124,17 +125,9 @@ pub fn verification_target(checked: &CheckedAnswer) -> Option<(&str, usize)> {
         .map(|s| (s.text.as_str(), s.sources[0].0))
 }
 
-/// The sentence a short answer is taken from: the first one of a shown answer that a passage
-/// supports, without its citation markers.
+/// The sentence a short answer is taken from (see [`first_supported`]).
 pub fn short_answer_source(checked: &CheckedAnswer) -> Option<&str> {
-    if checked.abstained {
-        return None;
-    }
-    checked
-        .sentences
-        .iter()
-        .find(|s| s.is_supported())
-        .map(|s| s.text.as_str())
+    first_supported(checked).map(|(sentence, _)| sentence)
 }
 
 /// Lower-cased words of the question, stopwords included: a short answer may not start with
@@ -753,7 +746,7 @@ mod tests {
             &CheckConfig::default(),
         );
         assert_eq!(
-            verification_target(&a),
+            first_supported(&a),
             Some(("Lee Jong-sup met Paul Nakasone.", 0))
         );
     }
