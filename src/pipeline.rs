@@ -90,6 +90,31 @@ pub struct AskOutcome {
     pub timings: Timings,
 }
 
+/// The wall time of a question's generation calls and what they cost by their own account
+/// (prefill plus decode), so latency can count the latter: a generation replayed from the eval
+/// cache then reports what it cost when it ran.
+#[derive(Default)]
+struct GenClock {
+    wall_ms: f64,
+    cost_ms: f64,
+}
+
+impl GenClock {
+    fn generate(
+        &mut self,
+        generator: &mut dyn Generator,
+        prompt: &crate::generate::Prompt,
+        opts: &GenOptions,
+        on_token: &mut dyn FnMut(&str),
+    ) -> Result<crate::generate::Generation, AskError> {
+        let started = Instant::now();
+        let g = generator.generate(prompt, opts, on_token)?;
+        self.wall_ms += started.elapsed().as_secs_f64() * 1e3;
+        self.cost_ms += g.prefill_ms + g.decode_ms;
+        Ok(g)
+    }
+}
+
 /// Answers `question` from `index`. `on_token` receives the draft as it is generated.
 pub fn ask(
     question: &str,
@@ -150,9 +175,8 @@ pub fn ask(
         max_tokens: cfg.max_tokens,
         ..Default::default()
     };
-    let gen_started = Instant::now();
-    let generation = generator.generate(&prompt, &opts, on_token)?;
-    let gen_wall_ms = gen_started.elapsed().as_secs_f64() * 1e3;
+    let mut clock = GenClock::default();
+    let generation = clock.generate(generator, &prompt, &opts, on_token)?;
     timings.prompt_tokens = generation.prompt_tokens;
     timings.generated_tokens = generation.generated_tokens;
     timings.prefill_ms = generation.prefill_ms;
@@ -170,19 +194,17 @@ pub fn ask(
     };
     let mut checked = answer::check_answer(question, &reply, &passages, &cfg.check);
     let mut verified = None;
-    let mut verify_wall_ms = 0.0;
     if let Some((sentence, source)) = answer::first_supported(&checked).filter(|_| cfg.verify) {
         let opts = GenOptions {
             max_tokens: 2,
             ..Default::default()
         };
-        let verify_started = Instant::now();
-        let verdict = generator.generate(
+        let verdict = clock.generate(
+            generator,
             &answer::verify_prompt(question, &passages[source].text, sentence),
             &opts,
             &mut |_| {},
         )?;
-        verify_wall_ms = verify_started.elapsed().as_secs_f64() * 1e3;
         timings.verify_ms = verdict.prefill_ms + verdict.decode_ms;
         verified = answer::parse_verdict(&verdict.text);
         if verified == Some(false) {
@@ -199,7 +221,6 @@ pub fn ask(
         }
     }
     let mut short_answer = None;
-    let mut short_wall_ms = 0.0;
     if let Some(sentence) =
         answer::short_answer_source(&checked).filter(|_| cfg.short_answer_tokens > 0)
     {
@@ -209,24 +230,18 @@ pub fn ask(
             avoid_starts: answer::question_words(question),
             ..Default::default()
         };
-        let short_started = Instant::now();
-        let span = generator.generate(
+        let span = clock.generate(
+            generator,
             &answer::short_answer_prompt(question, sentence),
             &opts,
             &mut |_| {},
         )?;
-        short_wall_ms = short_started.elapsed().as_secs_f64() * 1e3;
         timings.short_answer_ms = span.prefill_ms + span.decode_ms;
         short_answer = answer::clean_short_answer(&span.text, question);
     }
     // Latency counts the generations' own prefill and decode time rather than the wall time of
     // the calls, so a generation replayed from the eval cache reports what it cost when it ran.
-    timings.total_ms =
-        started.elapsed().as_secs_f64() * 1e3 - gen_wall_ms - short_wall_ms - verify_wall_ms
-            + generation.prefill_ms
-            + generation.decode_ms
-            + timings.short_answer_ms
-            + timings.verify_ms;
+    timings.total_ms = started.elapsed().as_secs_f64() * 1e3 - clock.wall_ms + clock.cost_ms;
     Ok(AskOutcome {
         hits,
         checked,

@@ -224,23 +224,35 @@ fn answerable_question_is_answered_with_checked_citations() {
     );
 }
 
-/// A generator that always gives the same reply and remembers the prompts it saw.
-struct Canned {
-    reply: String,
+/// A generator that gives its replies in turn, repeating the last one, and remembers the prompts
+/// it saw.
+struct Scripted {
+    replies: Vec<String>,
     prompts: Vec<Prompt>,
 }
 
-impl Generator for Canned {
+impl Scripted {
+    fn new(replies: &[&str]) -> Self {
+        Scripted {
+            replies: replies.iter().map(|r| r.to_string()).collect(),
+            prompts: Vec::new(),
+        }
+    }
+}
+
+impl Generator for Scripted {
     fn generate(
         &mut self,
         prompt: &Prompt,
         _opts: &GenOptions,
         on_token: &mut dyn FnMut(&str),
     ) -> Result<Generation, GenerateError> {
+        let n = self.prompts.len().min(self.replies.len() - 1);
         self.prompts.push(prompt.clone());
-        on_token(&self.reply);
+        let text = self.replies[n].clone();
+        on_token(&text);
         Ok(Generation {
-            text: self.reply.clone(),
+            text,
             prompt_tokens: 1,
             generated_tokens: 1,
             prefill_ms: 0.0,
@@ -296,10 +308,7 @@ fn invented_citation_is_removed_and_reported() {
     );
     let sentence = verbatim_sentence(&index, &hits);
     assert!(!sentence.contains('['), "{sentence:?}");
-    let mut generator = Canned {
-        reply: format!("{sentence} [1] [9]"),
-        prompts: Vec::new(),
-    };
+    let mut generator = Scripted::new(&[&format!("{sentence} [1] [9]")]);
     let outcome = pipeline::ask(
         NAKASONE_Q,
         &index,
@@ -338,7 +347,7 @@ fn invented_citation_is_removed_and_reported() {
         checked.cited.iter().all(|&i| i < outcome.hits.len()),
         "{checked:#?}"
     );
-    assert_eq!(outcome.draft, generator.reply);
+    assert_eq!(outcome.draft, generator.replies[0]);
 
     // The real generator: the JSON reports dropped citations and shows only retrieval hits.
     let v = nakasone_over_seeds();
@@ -364,37 +373,6 @@ fn invented_citation_is_removed_and_reported() {
     }
 }
 
-/// Replies with a draft first, then with `verdict` to every later prompt.
-struct Verdict {
-    draft: String,
-    verdict: &'static str,
-    calls: usize,
-}
-
-impl Generator for Verdict {
-    fn generate(
-        &mut self,
-        _prompt: &Prompt,
-        _opts: &GenOptions,
-        _on_token: &mut dyn FnMut(&str),
-    ) -> Result<Generation, GenerateError> {
-        self.calls += 1;
-        let text = if self.calls == 1 {
-            self.draft.clone()
-        } else {
-            self.verdict.to_string()
-        };
-        Ok(Generation {
-            text,
-            prompt_tokens: 1,
-            generated_tokens: 1,
-            prefill_ms: 0.0,
-            decode_ms: 0.0,
-            stop_reason: StopReason::StopToken,
-        })
-    }
-}
-
 #[test]
 fn a_no_from_the_verification_step_makes_docqa_decline() {
     let tmp = tempfile::tempdir().unwrap();
@@ -406,13 +384,9 @@ fn a_no_from_the_verification_step_makes_docqa_decline() {
     let hits = index::retrieve(&index, embedder(), NAKASONE_Q, &cfg.retrieval).unwrap();
     let sentence = verbatim_sentence(&index, &hits);
     let run = |verdict: &'static str, cfg: &AskConfig| {
-        let mut g = Verdict {
-            draft: format!("{sentence} [1]"),
-            verdict,
-            calls: 0,
-        };
+        let mut g = Scripted::new(&[&format!("{sentence} [1]"), verdict]);
         let o = pipeline::ask(NAKASONE_Q, &index, embedder(), &mut g, cfg, &mut |_| {}).unwrap();
-        (o, g.calls)
+        (o, g.prompts.len())
     };
     let (no, calls) = run("No", &cfg);
     assert!(no.checked.abstained, "{:#?}", no.checked);

@@ -141,6 +141,7 @@ impl BertEmbedder {
         let ids = Tensor::from_vec(ids, (n, len), &self.device)?;
         let mask = Tensor::from_vec(mask, (n, len), &self.device)?;
         let type_ids = ids.zeros_like()?;
+        // A lone text has no padding: an all-ones mask would change nothing but cost a pass.
         let mask_arg = (n > 1).then_some(&mask);
         let hidden = self.model.forward(&ids, &type_ids, mask_arg)?;
         // Mean over the real tokens, then L2 normalisation.

@@ -1,5 +1,5 @@
-//! A generation cache keyed by (model hash, prompt hash, options and decoder version): a re-run of an eval or a
-//! comparison only generates what changed. Wraps any [`Generator`]; the pipeline cannot tell.
+//! A generation cache keyed by (model hash, prompt hash, options and decoder version): a re-run
+//! of an eval or a comparison only generates what changed. Wraps any [`Generator`]; the pipeline cannot tell.
 
 use std::path::{Path, PathBuf};
 
