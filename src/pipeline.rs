@@ -19,6 +19,8 @@ pub enum AskError {
     Index(#[from] index::IndexError),
     #[error("generation: {0}")]
     Generate(#[from] crate::generate::GenerateError),
+    #[error("verification: the generator scored {0} replies, not the 2 it was asked to score")]
+    VerifyScores(usize),
 }
 
 /// Settings of one ask, resolved from flags and defaults.
@@ -36,12 +38,15 @@ pub struct AskConfig {
     /// by default: on the seeds eval it raised the 1.5B model's citation precision from 0.877 to
     /// 0.906, but cost the default 0.5B model one contained answer and gained it nothing.
     pub one_sentence: bool,
-    /// Asks the model, in a separate prompt, whether the passage the answer stands on states it;
-    /// a "No" makes docqa abstain. Off by default: measured on the seeds eval, Qwen2.5-0.5B
-    /// answers "No" to every answer, and the 1.5B model declines 8 of 10 unanswerable questions
-    /// but also half of the answerable ones.
-    pub verify: bool,
+    /// When set, the model judges in a separate prompt whether the passage the answer stands on
+    /// states it, and docqa abstains when the judgement's margin, log P(Yes) - log P(No), falls
+    /// below this value (`-inf` measures the margin without ever declining). `None` skips the
+    /// step. See [`DEFAULT_VERIFY_THRESHOLD`].
+    pub verify_threshold: Option<f32>,
 }
+
+/// The verification margin below which `--verify` declines, unless set otherwise.
+pub const DEFAULT_VERIFY_THRESHOLD: f32 = 0.0;
 
 impl Default for AskConfig {
     fn default() -> Self {
@@ -52,7 +57,7 @@ impl Default for AskConfig {
             max_tokens: 96,
             short_answer_tokens: 24,
             one_sentence: false,
-            verify: false,
+            verify_threshold: None,
         }
     }
 }
@@ -83,10 +88,9 @@ pub struct AskOutcome {
     pub short_answer: Option<String>,
     /// The model's raw reply (empty when docqa abstained before generating).
     pub draft: String,
-    /// The verification step's verdict: `Some(true)` when the model judged that the passage
-    /// states the answer, `Some(false)` when it judged not (docqa then abstained), `None` when
-    /// the step did not run or its reply was neither yes nor no.
-    pub verified: Option<bool>,
+    /// The verification step's margin, log P(Yes) - log P(No) that the passage states the
+    /// answer; `None` when the step did not run.
+    pub verify_margin: Option<f32>,
     pub timings: Timings,
 }
 
@@ -129,6 +133,24 @@ pub fn ask(
     }
     let started = Instant::now();
     let hits = index::retrieve(index, embedder, question, &cfg.retrieval)?;
+    answer_hits(question, hits, index, generator, cfg, started, on_token)
+}
+
+/// Answers `question` from `hits`, retrieved from `index` since `started` (latency counts from
+/// then). The eval uses it to answer from a retrieval it has altered, such as one with the gold
+/// evidence withheld.
+pub fn answer_hits(
+    question: &str,
+    hits: Vec<Hit>,
+    index: &Index,
+    generator: &mut dyn Generator,
+    cfg: &AskConfig,
+    started: Instant,
+    on_token: &mut dyn FnMut(&str),
+) -> Result<AskOutcome, AskError> {
+    if question.trim().is_empty() {
+        return Err(AskError::EmptyQuestion);
+    }
     let mut timings = Timings {
         retrieval_ms: started.elapsed().as_secs_f64() * 1e3,
         ..Default::default()
@@ -166,7 +188,7 @@ pub fn ask(
             },
             short_answer: None,
             draft: String::new(),
-            verified: None,
+            verify_margin: None,
             timings,
         });
     }
@@ -193,10 +215,13 @@ pub fn ask(
         reply.to_string()
     };
     let mut checked = answer::check_answer(question, &reply, &passages, &cfg.check);
-    let mut verified = None;
-    if let Some((sentence, source)) = answer::first_supported(&checked).filter(|_| cfg.verify) {
+    let mut verify_margin = None;
+    if let Some(((sentence, source), threshold)) =
+        answer::first_supported(&checked).zip(cfg.verify_threshold)
+    {
         let opts = GenOptions {
-            max_tokens: 2,
+            max_tokens: 1,
+            score_first: vec![answer::VERDICT_YES.into(), answer::VERDICT_NO.into()],
             ..Default::default()
         };
         let verdict = clock.generate(
@@ -206,14 +231,19 @@ pub fn ask(
             &mut |_| {},
         )?;
         timings.verify_ms = verdict.prefill_ms + verdict.decode_ms;
-        verified = answer::parse_verdict(&verdict.text);
-        if verified == Some(false) {
+        let margin = match verdict.first_logprobs[..] {
+            [yes, no] => yes - no,
+            _ => return Err(AskError::VerifyScores(verdict.first_logprobs.len())),
+        };
+        verify_margin = Some(margin);
+        if margin < threshold {
             checked = answer::CheckedAnswer {
                 text: answer::ABSTAIN_TEXT.into(),
                 cited: Vec::new(),
                 abstained: true,
                 abstain_reason: Some(format!(
-                    "the model judged that passage [{}] does not state the drafted answer",
+                    "the model judged that passage [{}] does not state the drafted answer \
+                     (verification margin {margin:.2} < {threshold:.2})",
                     source + 1
                 )),
                 ..checked
@@ -247,7 +277,7 @@ pub fn ask(
         checked,
         short_answer,
         draft: generation.text,
-        verified,
+        verify_margin,
         timings,
     })
 }

@@ -244,13 +244,25 @@ impl Generator for Scripted {
     fn generate(
         &mut self,
         prompt: &Prompt,
-        _opts: &GenOptions,
+        opts: &GenOptions,
         on_token: &mut dyn FnMut(&str),
     ) -> Result<Generation, GenerateError> {
         let n = self.prompts.len().min(self.replies.len() - 1);
         self.prompts.push(prompt.clone());
         let text = self.replies[n].clone();
         on_token(&text);
+        // A scored reply is certain when the scripted text starts with it, unlikely otherwise.
+        let first_logprobs = opts
+            .score_first
+            .iter()
+            .map(|choice| {
+                if text.to_lowercase().starts_with(&choice.to_lowercase()) {
+                    0.0
+                } else {
+                    -4.0
+                }
+            })
+            .collect();
         Ok(Generation {
             text,
             prompt_tokens: 1,
@@ -258,6 +270,7 @@ impl Generator for Scripted {
             prefill_ms: 0.0,
             decode_ms: 0.0,
             stop_reason: StopReason::StopToken,
+            first_logprobs,
         })
     }
 }
@@ -374,11 +387,11 @@ fn invented_citation_is_removed_and_reported() {
 }
 
 #[test]
-fn a_no_from_the_verification_step_makes_docqa_decline() {
+fn a_verification_margin_below_the_threshold_makes_docqa_decline() {
     let tmp = tempfile::tempdir().unwrap();
     let index = seeds_index(tmp.path());
     let cfg = AskConfig {
-        verify: true,
+        verify_threshold: Some(0.0),
         ..AskConfig::default()
     };
     let hits = index::retrieve(&index, embedder(), NAKASONE_Q, &cfg.retrieval).unwrap();
@@ -392,7 +405,7 @@ fn a_no_from_the_verification_step_makes_docqa_decline() {
     assert!(no.checked.abstained, "{:#?}", no.checked);
     assert_eq!(no.checked.text, ABSTAIN_TEXT);
     assert!(no.checked.cited.is_empty());
-    assert_eq!(no.verified, Some(false));
+    assert_eq!(no.verify_margin, Some(-4.0));
     assert!(
         no.checked
             .abstain_reason
@@ -406,13 +419,23 @@ fn a_no_from_the_verification_step_makes_docqa_decline() {
 
     let (yes, calls) = run("Yes.", &cfg);
     assert!(!yes.checked.abstained, "{:#?}", yes.checked);
-    assert_eq!(yes.verified, Some(true));
+    assert_eq!(yes.verify_margin, Some(4.0));
+    assert_eq!(calls, 3);
+
+    // A threshold below the margin keeps the answer and reports the margin.
+    let lenient = AskConfig {
+        verify_threshold: Some(f32::NEG_INFINITY),
+        ..AskConfig::default()
+    };
+    let (measured, calls) = run("No", &lenient);
+    assert!(!measured.checked.abstained, "{:#?}", measured.checked);
+    assert_eq!(measured.verify_margin, Some(-4.0));
     assert_eq!(calls, 3);
 
     let off = AskConfig::default();
     let (skipped, calls) = run("No", &off);
     assert!(!skipped.checked.abstained, "{:#?}", skipped.checked);
-    assert_eq!(skipped.verified, None);
+    assert_eq!(skipped.verify_margin, None);
     assert_eq!(calls, 2);
 }
 

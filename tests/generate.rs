@@ -270,6 +270,49 @@ fn qwen_answers_a_factual_question() {
 }
 
 #[test]
+fn scored_first_replies_are_log_probabilities_that_follow_the_facts() {
+    let mut g = generator(TestFile::QwenGguf);
+    let margin = |question: &str, g: &mut GgufGenerator| {
+        let opts = GenOptions {
+            max_tokens: 1,
+            score_first: vec!["Yes".into(), "No".into(), "Paris".into()],
+            ..GenOptions::default()
+        };
+        let out = g
+            .generate_text(
+                &Prompt::new(
+                    "You are a helpful assistant.",
+                    format!("{question} Reply Yes or No."),
+                ),
+                &opts,
+            )
+            .unwrap();
+        let lp = out.first_logprobs;
+        assert_eq!(lp.len(), 3, "{lp:?}");
+        assert!(lp.iter().all(|&l| l.is_finite() && l <= 0.0), "{lp:?}");
+        let mass: f32 = lp[..2].iter().map(|l| l.exp()).sum();
+        assert!(
+            mass <= 1.0 + 1e-4,
+            "Yes and No hold {mass} of the probability"
+        );
+        // The greedy reply is the scored reply with the higher probability when it is one.
+        if out.text == "Yes" || out.text == "No" {
+            assert_eq!(out.text == "Yes", lp[0] > lp[1], "{:?} {lp:?}", out.text);
+        }
+        lp[0] - lp[1]
+    };
+    let right = margin("Is Paris the capital of France?", &mut g);
+    let wrong = margin("Is Berlin the capital of France?", &mut g);
+    assert!(
+        right > wrong,
+        "margin {right} for a fact, {wrong} for a falsehood"
+    );
+    // Plain generations score nothing.
+    let plain = g.generate_text(&Prompt::user("Hi"), &greedy(1)).unwrap();
+    assert!(plain.first_logprobs.is_empty());
+}
+
+#[test]
 fn qwen_streams_korean_without_broken_characters() {
     let mut g = generator(TestFile::QwenGguf);
     let prompt = Prompt::new(

@@ -81,7 +81,8 @@ pub fn first_sentence(reply: &str) -> String {
 
 /// Asks whether one passage states a drafted answer: a check separate from drafting, on the one
 /// passage the answer stands on, so the model judges what the passage says rather than what it
-/// just wrote. Answered with a greedy "Yes" or "No" (see [`parse_verdict`]).
+/// just wrote. Scored, not generated: the margin between replying [`VERDICT_YES`] and
+/// [`VERDICT_NO`] is compared with a calibrated threshold.
 pub fn verify_prompt(question: &str, passage: &str, sentence: &str) -> Prompt {
     Prompt::new(
         SYSTEM,
@@ -96,20 +97,10 @@ Reply Yes or No.",
     )
 }
 
-/// `Some(true)` for a reply that starts with yes, `Some(false)` for no, `None` otherwise.
-pub fn parse_verdict(reply: &str) -> Option<bool> {
-    let word: String = reply
-        .trim_start()
-        .chars()
-        .take_while(|c| c.is_alphabetic())
-        .collect::<String>()
-        .to_lowercase();
-    match word.as_str() {
-        "yes" => Some(true),
-        "no" => Some(false),
-        _ => None,
-    }
-}
+/// The replies to [`verify_prompt`] whose probabilities are compared: the verification margin
+/// is log P(yes) - log P(no) at the start of the model's reply.
+pub const VERDICT_YES: &str = "Yes";
+pub const VERDICT_NO: &str = "No";
 
 /// The first sentence of a shown answer that a passage supports, without its citation markers,
 /// and the passage it stands on (its first source): what verification asks about and what a
@@ -729,12 +720,8 @@ mod tests {
     }
 
     #[test]
-    fn verdicts_parse_yes_and_no_only() {
-        assert_eq!(parse_verdict("Yes"), Some(true));
-        assert_eq!(parse_verdict(" no, it does not"), Some(false));
-        assert_eq!(parse_verdict("NO."), Some(false));
-        assert_eq!(parse_verdict("Nope"), None);
-        assert_eq!(parse_verdict("The passage"), None);
+    fn verify_prompt_shows_the_passage_question_and_answer() {
+        assert!(VERDICT_YES.to_lowercase() != VERDICT_NO.to_lowercase());
         let p = verify_prompt("Who?", "line\nbreak", "Lee met Paul.");
         assert!(p.messages[1]
             .content

@@ -19,11 +19,15 @@ pub struct GeneratorArgs {
     /// Maximum tokens to generate
     #[arg(long, default_value_t = AskConfig::default().max_tokens)]
     pub max_tokens: usize,
-    /// Verify each answer: the model is asked, in a separate prompt, whether the passage the
-    /// answer stands on states it, and a "No" makes docqa decline. Off by default: it declines
-    /// most unanswerable questions but also many answerable ones (README, "Verification")
+    /// Verify each answer: the model judges, in a separate prompt, whether the passage the
+    /// answer stands on states it, and docqa declines when the margin log P(Yes) - log P(No)
+    /// falls below the threshold (README, "Verification")
     #[arg(long)]
     pub verify: bool,
+    /// The verification margin below which --verify declines; `-inf` reports the margin and
+    /// never declines (implies --verify)
+    #[arg(long, value_name = "MARGIN", allow_hyphen_values = true)]
+    pub verify_threshold: Option<f32>,
     /// Check and show only the first sentence of the draft (the prompt asks for one sentence;
     /// what follows it is often filler citing passages that are not evidence)
     #[arg(long)]
@@ -36,7 +40,9 @@ impl GeneratorArgs {
         AskConfig {
             retrieval,
             max_tokens: self.max_tokens,
-            verify: self.verify,
+            verify_threshold: self
+                .verify_threshold
+                .or(self.verify.then_some(pipeline::DEFAULT_VERIFY_THRESHOLD)),
             one_sentence: self.first_sentence,
             ..AskConfig::default()
         }
@@ -197,7 +203,7 @@ pub fn to_json(
         "dropped_citations": o.checked.dropped,
         "sentences": o.checked.sentences,
         "draft": o.draft,
-        "verified": o.verified,
+        "verify_margin": o.verify_margin,
         "retrieval": retrieved,
         "index": loaded.index_path,
         "models": {

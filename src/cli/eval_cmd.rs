@@ -8,8 +8,8 @@ use clap::Args;
 use docqa::eval::gencache::CachedGenerator;
 use docqa::eval::qa::{self, QaItem};
 use docqa::eval::report::{self, EvalReport, ModelRef};
-use docqa::eval::runner;
 use docqa::eval::thresholds::Thresholds;
+use docqa::eval::{calibrate, runner};
 use docqa::generate::Generator;
 use docqa::index::RetrievalMode;
 use docqa::models::LocalModel;
@@ -48,6 +48,12 @@ pub struct EvalArgs {
     /// Generate everything again instead of reusing cached generations
     #[arg(long)]
     pub no_cache: bool,
+    /// Also ask every answerable question with its gold evidence withheld from retrieval
+    /// (`ID/withheld`, scored as unanswerable): a stress test of abstention on passages about
+    /// the question's own topic. With --verify-threshold=-inf the reports carry every
+    /// verification margin, and the summary proposes a threshold
+    #[arg(long)]
+    pub withhold_gold: bool,
 }
 
 impl EvalArgs {
@@ -83,7 +89,7 @@ fn run_one(
     label: &str,
 ) -> Result<EvalReport> {
     let bar = progress_bar(global, label);
-    bar.set_length(items.len() as u64);
+    bar.set_length(runner::case_count(items, args.withhold_gold) as u64);
     let mut cached;
     let (g, gen_ref): (Option<&mut dyn Generator>, Option<ModelRef>) = match generator {
         Some((g, model)) if !args.no_cache => {
@@ -100,6 +106,7 @@ fn run_one(
         &loaded.embedder,
         g,
         cfg,
+        args.withhold_gold,
         &mut |n, _| bar.set_position(n as u64),
     )?;
     bar.finish_and_clear();
@@ -117,6 +124,12 @@ fn run_one(
         retrieval_mode: cfg.retrieval.mode.to_string(),
         k: cfg.retrieval.k,
         summary,
+        verify_calibration: results.iter().any(|r| r.verify_margin.is_some()).then(|| {
+            calibrate::calibrate(
+                &calibrate::judged_results(&results),
+                calibrate::DEFAULT_DECLINE_BUDGET,
+            )
+        }),
         questions: results,
     })
 }
@@ -194,6 +207,9 @@ pub fn run_eval(
                 .map_or("none", |g| g.name.as_str())
         );
         print!("{}", report::summary_table(&report.summary));
+        if let Some(c) = &report.verify_calibration {
+            println!("{}", report::calibration_line(c));
+        }
         let failed: Vec<&str> = report
             .questions
             .iter()

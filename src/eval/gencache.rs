@@ -16,6 +16,8 @@ struct Entry {
     prefill_ms: f64,
     decode_ms: f64,
     stop: String,
+    #[serde(default)]
+    first_logprobs: Vec<f32>,
 }
 
 pub struct CachedGenerator<'a> {
@@ -90,6 +92,7 @@ impl Generator for CachedGenerator<'_> {
                     "context_full" => StopReason::ContextFull,
                     _ => StopReason::StopToken,
                 },
+                first_logprobs: e.first_logprobs,
             });
         }
         let g = self.inner.generate(prompt, opts, on_token)?;
@@ -101,6 +104,7 @@ impl Generator for CachedGenerator<'_> {
             prefill_ms: g.prefill_ms,
             decode_ms: g.decode_ms,
             stop: stop_name(g.stop_reason).into(),
+            first_logprobs: g.first_logprobs.clone(),
         };
         if let Some(parent) = path.parent() {
             let _ = std::fs::create_dir_all(parent);
@@ -139,6 +143,7 @@ mod tests {
                 prefill_ms: 1.0,
                 decode_ms: 1.0,
                 stop_reason: StopReason::StopToken,
+                first_logprobs: Vec::new(),
             })
         }
     }

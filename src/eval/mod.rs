@@ -1,5 +1,6 @@
 //! Eval harness: Q&A file format, metrics, runner, reports and quality gates.
 
+pub mod calibrate;
 pub mod gencache;
 pub mod metrics;
 pub mod qa;

@@ -15,6 +15,9 @@ pub struct EvalReport {
     pub retrieval_mode: String,
     pub k: usize,
     pub summary: Summary,
+    /// How the verification margins of this run separate answerable from unanswerable
+    /// questions; present when verification ran.
+    pub verify_calibration: Option<super::calibrate::Calibration>,
     pub questions: Vec<QuestionResult>,
 }
 
@@ -137,4 +140,25 @@ pub fn question_ok(q: &QuestionResult) -> bool {
         return q.abstained;
     }
     !q.abstained && q.contains == Some(1.0) && q.cited.iter().all(|c| c.relevant)
+}
+
+/// One line on how verification margins separate the run's answerable and unanswerable
+/// questions, and the threshold they suggest.
+pub fn calibration_line(c: &super::calibrate::Calibration) -> String {
+    let auc = c.auc.map_or("-".to_string(), |a| format!("{a:.3}"));
+    let proposal = match &c.proposed {
+        Some(p) => format!(
+            "threshold {:.3} would decline {:.3} of answerable and {:.3} of unanswerable questions",
+            p.threshold, p.answerable_declined, p.unanswerable_declined
+        ),
+        None => format!(
+            "no threshold keeps answerable declines within {:.2}",
+            c.budget
+        ),
+    };
+    format!(
+        "verification margins: AUC {auc} over {} answerable and {} unanswerable judged answers; \
+         {proposal} (budget {:.2})",
+        c.answerable_judged, c.unanswerable_judged, c.budget
+    )
 }

@@ -60,6 +60,8 @@ pub struct QuestionResult {
     pub draft: String,
     pub abstained: bool,
     pub abstain_reason: Option<String>,
+    /// The verification step's margin, log P(Yes) - log P(No), when it ran.
+    pub verify_margin: Option<f32>,
     pub retrieved: Vec<SpanRecord>,
     pub cited: Vec<SpanRecord>,
     pub dropped_citations: usize,
@@ -131,7 +133,19 @@ impl Summary {
     }
 }
 
-/// Runs every item; with `generator` `None` only retrieval is scored.
+/// How many chunks beyond k a withheld-gold retrieval looks at, so that k remain once the
+/// chunks overlapping the gold evidence are removed.
+const WITHHELD_SLACK: usize = 20;
+
+/// Suffix of the id of a question's withheld-gold twin.
+pub const WITHHELD_SUFFIX: &str = "/withheld";
+
+/// Runs every item; with `generator` `None` only retrieval is scored. With `withhold_gold`, each
+/// answerable item is followed by a twin (`ID/withheld`) answered from a retrieval without any
+/// chunk that overlaps its gold evidence: the corpus then no longer holds the answer, so the
+/// twin scores as unanswerable. Unlike a question about another topic, the twin's passages are
+/// on its topic, which is what makes abstention hard.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     items: &[QaItem],
     corpus_dir: &Path,
@@ -139,6 +153,7 @@ pub fn run(
     embedder: &dyn Embedder,
     mut generator: Option<&mut dyn Generator>,
     cfg: &AskConfig,
+    withhold_gold: bool,
     on_progress: &mut dyn FnMut(usize, &QuestionResult),
 ) -> Result<(Vec<QuestionResult>, Summary), EvalError> {
     if index.is_empty() {
@@ -148,124 +163,190 @@ pub fn run(
         return Err(EvalError::EmptyQa);
     }
     let mut results = Vec::with_capacity(items.len());
-    for (n, item) in items.iter().enumerate() {
+    for item in items {
         let gold: Vec<Span> = qa::resolve_evidence(item, corpus_dir)?
             .into_iter()
             .map(Span::from)
             .collect();
-        let deep = index::RetrievalConfig {
-            k: METRIC_DEPTH.max(cfg.retrieval.k),
-            ..cfg.retrieval.clone()
-        };
-        let ranked = index::retrieve(index, embedder, &item.question, &deep).map_err(|source| {
-            EvalError::Retrieval {
-                id: item.id.clone(),
-                source,
-            }
-        })?;
-        let span_of = |i: usize| {
-            let c = &index.chunks[i];
-            Span::new(c.doc.to_string(), c.start..c.end)
-        };
-        let ranked_spans: Vec<Span> = ranked.iter().map(|h| span_of(h.index)).collect();
-        let record = |i: usize| {
-            let s = span_of(i);
-            SpanRecord {
-                id: index.chunks[i].id.to_string(),
-                relevant: gold.iter().any(|g| g.overlaps(&s)),
-                file: s.file,
-                start: s.start,
-                end: s.end,
-            }
-        };
-        let answerable = item.kind.is_answerable();
-        let mut result = QuestionResult {
-            id: item.id.clone(),
-            kind: item.kind,
-            question: item.question.clone(),
-            gold_answers: item.answers.clone(),
-            answer: String::new(),
-            short_answer: None,
-            draft: String::new(),
-            abstained: false,
-            abstain_reason: None,
-            retrieved: ranked
-                .iter()
-                .take(cfg.retrieval.k)
-                .map(|h| record(h.index))
-                .collect(),
-            cited: Vec::new(),
-            dropped_citations: 0,
-            invalid_shown: 0,
-            hit_at_1: metrics::hit_at_k(&ranked_spans, &gold, 1),
-            hit_at_5: metrics::hit_at_k(&ranked_spans, &gold, 5),
-            recall_at_5: metrics::recall_at_k(&ranked_spans, &gold, 5),
-            mrr_at_10: metrics::reciprocal_rank(&ranked_spans, &gold, 10),
-            ndcg_at_10: metrics::ndcg_at_k(&ranked_spans, &gold, 10),
-            exact_match: None,
-            f1: None,
-            contains: None,
-            citation_precision: None,
-            citation_recall: None,
-            timings: Timings::default(),
-        };
-        if let Some(generator) = generator.as_deref_mut() {
-            let outcome =
-                pipeline::ask(&item.question, index, embedder, generator, cfg, &mut |_| {})
-                    .map_err(|source| EvalError::Ask {
-                        id: item.id.clone(),
-                        source,
-                    })?;
-            let checked = &outcome.checked;
-            result.answer = checked.text.clone();
-            result.short_answer = outcome.short_answer.clone();
-            result.draft = outcome.draft.clone();
-            result.abstained = checked.abstained;
-            result.abstain_reason = checked.abstain_reason.clone();
-            result.dropped_citations = checked.dropped.len();
-            result.invalid_shown = checked
-                .cited
-                .iter()
-                .filter(|&&i| i >= outcome.hits.len())
-                .count();
-            let cited_idx: Vec<usize> = checked
-                .cited
-                .iter()
-                .filter(|&&i| i < outcome.hits.len())
-                .map(|&i| outcome.hits[i].index)
-                .collect();
-            result.cited = cited_idx.iter().map(|&i| record(i)).collect();
-            let cited_spans: Vec<Span> = cited_idx.iter().map(|&i| span_of(i)).collect();
-            if answerable {
-                // An abstention scores as an empty answer.
-                let shown = if checked.abstained {
-                    String::new()
-                } else {
-                    strip_markers(&checked.text)
-                };
-                // EM and F1 score the short answer when there is one (SQuAD's gold answers are
-                // short spans); containment scores the whole shown answer.
-                let short = outcome.short_answer.as_deref().unwrap_or(&shown);
-                result.exact_match = Some(metrics::exact_match(short, &item.answers));
-                result.f1 = Some(metrics::f1(short, &item.answers));
-                result.contains = Some(f64::from(u8::from(metrics::contains_answer(
-                    &shown,
-                    &item.answers,
-                ))));
-                result.citation_precision = metrics::citation_precision(&cited_spans, &gold);
-                result.citation_recall = if checked.abstained {
-                    Some(0.0)
-                } else {
-                    metrics::citation_recall(&cited_spans, &gold)
-                };
-            }
-            result.timings = outcome.timings.clone();
+        let twin = withhold_gold && item.kind.is_answerable();
+        for withheld in [false, true].into_iter().take(1 + usize::from(twin)) {
+            let result = score_item(
+                item,
+                &gold,
+                withheld,
+                index,
+                embedder,
+                generator.as_deref_mut(),
+                cfg,
+            )?;
+            results.push(result);
+            on_progress(results.len(), results.last().expect("just pushed"));
         }
-        on_progress(n + 1, &result);
-        results.push(result);
     }
     let summary = summarize(&results, generator.is_some());
     Ok((results, summary))
+}
+
+/// Questions [`run`] scores for `items`: one each, and a twin for each answerable one with
+/// `withhold_gold`.
+pub fn case_count(items: &[QaItem], withhold_gold: bool) -> usize {
+    items.len()
+        + if withhold_gold {
+            items.iter().filter(|i| i.kind.is_answerable()).count()
+        } else {
+            0
+        }
+}
+
+/// Retrieves for, answers and scores one item, or its withheld-gold twin.
+fn score_item<'g>(
+    item: &QaItem,
+    gold: &[Span],
+    withheld: bool,
+    index: &Index,
+    embedder: &dyn Embedder,
+    generator: Option<&mut (dyn Generator + 'g)>,
+    cfg: &AskConfig,
+) -> Result<QuestionResult, EvalError> {
+    let started = std::time::Instant::now();
+    let span_of = |i: usize| {
+        let c = &index.chunks[i];
+        Span::new(c.doc.to_string(), c.start..c.end)
+    };
+    let deep = index::RetrievalConfig {
+        k: METRIC_DEPTH.max(cfg.retrieval.k) + if withheld { WITHHELD_SLACK } else { 0 },
+        ..cfg.retrieval.clone()
+    };
+    let mut ranked = index::retrieve(index, embedder, &item.question, &deep).map_err(|source| {
+        EvalError::Retrieval {
+            id: item.id.clone(),
+            source,
+        }
+    })?;
+    if withheld {
+        ranked.retain(|h| !gold.iter().any(|g| g.overlaps(&span_of(h.index))));
+    }
+    let ranked_spans: Vec<Span> = ranked.iter().map(|h| span_of(h.index)).collect();
+    let record = |i: usize| {
+        let s = span_of(i);
+        SpanRecord {
+            id: index.chunks[i].id.to_string(),
+            relevant: gold.iter().any(|g| g.overlaps(&s)),
+            file: s.file,
+            start: s.start,
+            end: s.end,
+        }
+    };
+    let kind = if withheld {
+        QaKind::Unanswerable
+    } else {
+        item.kind
+    };
+    let answerable = kind.is_answerable();
+    // Retrieval metrics are defined where the corpus holds the answer.
+    let retrieval_metric = |v: Option<f64>| v.filter(|_| answerable);
+    let mut result = QuestionResult {
+        id: if withheld {
+            format!("{}{WITHHELD_SUFFIX}", item.id)
+        } else {
+            item.id.clone()
+        },
+        kind,
+        question: item.question.clone(),
+        gold_answers: if answerable {
+            item.answers.clone()
+        } else {
+            Vec::new()
+        },
+        answer: String::new(),
+        short_answer: None,
+        draft: String::new(),
+        abstained: false,
+        abstain_reason: None,
+        verify_margin: None,
+        retrieved: ranked
+            .iter()
+            .take(cfg.retrieval.k)
+            .map(|h| record(h.index))
+            .collect(),
+        cited: Vec::new(),
+        dropped_citations: 0,
+        invalid_shown: 0,
+        hit_at_1: retrieval_metric(metrics::hit_at_k(&ranked_spans, gold, 1)),
+        hit_at_5: retrieval_metric(metrics::hit_at_k(&ranked_spans, gold, 5)),
+        recall_at_5: retrieval_metric(metrics::recall_at_k(&ranked_spans, gold, 5)),
+        mrr_at_10: retrieval_metric(metrics::reciprocal_rank(&ranked_spans, gold, 10)),
+        ndcg_at_10: retrieval_metric(metrics::ndcg_at_k(&ranked_spans, gold, 10)),
+        exact_match: None,
+        f1: None,
+        contains: None,
+        citation_precision: None,
+        citation_recall: None,
+        timings: Timings::default(),
+    };
+    let Some(generator) = generator else {
+        return Ok(result);
+    };
+    ranked.truncate(cfg.retrieval.k);
+    let outcome = pipeline::answer_hits(
+        &item.question,
+        ranked,
+        index,
+        generator,
+        cfg,
+        started,
+        &mut |_| {},
+    )
+    .map_err(|source| EvalError::Ask {
+        id: item.id.clone(),
+        source,
+    })?;
+    let checked = &outcome.checked;
+    result.answer = checked.text.clone();
+    result.short_answer = outcome.short_answer.clone();
+    result.draft = outcome.draft.clone();
+    result.abstained = checked.abstained;
+    result.abstain_reason = checked.abstain_reason.clone();
+    result.verify_margin = outcome.verify_margin;
+    result.dropped_citations = checked.dropped.len();
+    result.invalid_shown = checked
+        .cited
+        .iter()
+        .filter(|&&i| i >= outcome.hits.len())
+        .count();
+    let cited_idx: Vec<usize> = checked
+        .cited
+        .iter()
+        .filter(|&&i| i < outcome.hits.len())
+        .map(|&i| outcome.hits[i].index)
+        .collect();
+    result.cited = cited_idx.iter().map(|&i| record(i)).collect();
+    let cited_spans: Vec<Span> = cited_idx.iter().map(|&i| span_of(i)).collect();
+    if answerable {
+        // An abstention scores as an empty answer.
+        let shown = if checked.abstained {
+            String::new()
+        } else {
+            strip_markers(&checked.text)
+        };
+        // EM and F1 score the short answer when there is one (SQuAD's gold answers are short
+        // spans); containment scores the whole shown answer.
+        let short = outcome.short_answer.as_deref().unwrap_or(&shown);
+        result.exact_match = Some(metrics::exact_match(short, &item.answers));
+        result.f1 = Some(metrics::f1(short, &item.answers));
+        result.contains = Some(f64::from(u8::from(metrics::contains_answer(
+            &shown,
+            &item.answers,
+        ))));
+        result.citation_precision = metrics::citation_precision(&cited_spans, gold);
+        result.citation_recall = if checked.abstained {
+            Some(0.0)
+        } else {
+            metrics::citation_recall(&cited_spans, gold)
+        };
+    }
+    result.timings = outcome.timings.clone();
+    Ok(result)
 }
 
 /// The answer text without `[n]` markers, for answer metrics.

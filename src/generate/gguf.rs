@@ -145,6 +145,37 @@ impl GgufGenerator {
         self.template.render(&prompt.messages, true)
     }
 
+    /// The log-probability under `logits` of each reply's first token.
+    fn first_token_logprobs(
+        &self,
+        logits: &[f32],
+        replies: &[String],
+    ) -> Result<Vec<f32>, GenerateError> {
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let log_sum = logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln() + max;
+        replies
+            .iter()
+            .map(|reply| {
+                let encoding = self
+                    .tokenizer
+                    .encode(reply.as_str(), false)
+                    .map_err(|e| GenerateError::Tokenizer(e.to_string()))?;
+                let id = *encoding.get_ids().first().ok_or_else(|| {
+                    GenerateError::Tokenizer(format!("the reply {reply:?} has no tokens"))
+                })?;
+                logits
+                    .get(id as usize)
+                    .map(|&l| l - log_sum)
+                    .ok_or_else(|| {
+                        GenerateError::Tokenizer(format!(
+                            "token {id} of the reply {reply:?} is outside the model's {} logits",
+                            logits.len()
+                        ))
+                    })
+            })
+            .collect()
+    }
+
     /// The token ids the model sees for `prompt`.
     pub fn encode_prompt(&self, prompt: &Prompt) -> Result<Vec<u32>, GenerateError> {
         let text = self.render_prompt(prompt)?;
@@ -239,8 +270,12 @@ impl Generator for GgufGenerator {
 
         self.model.clear_cache();
         let started = Instant::now();
+        let mut first_logprobs = Vec::new();
         let mut next = if opts.max_tokens > 0 {
             let logits = self.model.forward(&ids)?;
+            if !opts.score_first.is_empty() {
+                first_logprobs = self.first_token_logprobs(&logits, &opts.score_first)?;
+            }
             match &constraint {
                 Some(c) => pick_constrained(&logits, c, &so_far),
                 None => Some(pick(logits)?),
@@ -296,6 +331,7 @@ impl Generator for GgufGenerator {
             prefill_ms,
             decode_ms: ms_since(decode_started),
             stop_reason,
+            first_logprobs,
         };
         tracing::debug!(
             prompt_tokens = generation.prompt_tokens,

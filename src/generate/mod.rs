@@ -97,6 +97,10 @@ pub struct GenOptions {
     /// With `copy_from`: lower-cased words the span may not start with (the question's own
     /// words, which an answer adds nothing by repeating).
     pub avoid_starts: Vec<String>,
+    /// Replies whose log-probability as the start of the reply is reported in
+    /// [`Generation::first_logprobs`], in this order. A reply is scored by its first token, so
+    /// choices should differ in their first token ("Yes" and "No").
+    pub score_first: Vec<String>,
 }
 
 /// Bumped whenever decoding changes what a given prompt and options produce (a kernel, the
@@ -107,7 +111,7 @@ impl GenOptions {
     /// Everything about these options that decides the generated text, with the decoder
     /// version: what a generation cache keys on besides the model and the prompt.
     pub fn cache_key(&self) -> String {
-        format!(
+        let mut key = format!(
             "decoder={DECODER_VERSION};max_tokens={};temperature={:?};top_p={:?};seed={};\
 copy_from={:?};avoid_starts={:?}",
             self.max_tokens,
@@ -116,7 +120,12 @@ copy_from={:?};avoid_starts={:?}",
             self.seed,
             self.copy_from,
             self.avoid_starts
-        )
+        );
+        // Added only when set, so that keys of plain generations stay as they were.
+        if !self.score_first.is_empty() {
+            key.push_str(&format!(";score_first={:?}", self.score_first));
+        }
+        key
     }
 }
 
@@ -129,6 +138,7 @@ impl Default for GenOptions {
             seed: 299_792_458,
             copy_from: None,
             avoid_starts: Vec::new(),
+            score_first: Vec::new(),
         }
     }
 }
@@ -156,6 +166,9 @@ pub struct Generation {
     /// Wall time of the decode loop after prefill.
     pub decode_ms: f64,
     pub stop_reason: StopReason,
+    /// Log-probability of each of [`GenOptions::score_first`] as the start of the reply (from
+    /// the prompt's last position, whatever was then generated); empty when none were asked.
+    pub first_logprobs: Vec<f32>,
 }
 
 impl Generation {
@@ -276,6 +289,10 @@ mod tests {
             },
             GenOptions {
                 avoid_starts: vec!["who".into()],
+                ..GenOptions::default()
+            },
+            GenOptions {
+                score_first: vec!["Yes".into()],
                 ..GenOptions::default()
             },
         ];
