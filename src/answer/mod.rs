@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use crate::corpus::ChunkId;
-use crate::generate::Prompt;
+use crate::generate::{Message, Prompt, Role};
 
 /// What the user sees when docqa declines to answer.
 pub const ABSTAIN_TEXT: &str = "The documents do not contain the answer to this question.";
@@ -56,17 +56,67 @@ pub fn build_prompt(question: &str, passages: &[Passage]) -> Prompt {
     Prompt::new(SYSTEM, user)
 }
 
-/// Asks for the words of a checked answer sentence that answer the question; generated with
-/// `copy_from` set to the sentence, so the short answer is a span of it.
-pub fn short_answer_prompt(question: &str, sentence: &str) -> Prompt {
-    let question = one_line(question);
-    Prompt::new(
-        SYSTEM,
-        format!(
-            "Sentence: {sentence}\nQuestion: {question}\nCopy the words of the sentence that \
+/// Worked examples shown before the real short-answer request: (sentence, question, answer).
+/// Invented for this purpose (they are about neither eval set) and chosen to cover the common
+/// question types; a small model copies far too much of the sentence without them.
+const SHORT_ANSWER_EXAMPLES: &[(&str, &str, &str)] = &[
+    (
+        "The bridge, designed by the engineer Maria Lopez, opened to traffic in 1932 after six \
+years of construction.",
+        "Who designed the bridge?",
+        "Maria Lopez",
+    ),
+    (
+        "The bridge, designed by the engineer Maria Lopez, opened to traffic in 1932 after six \
+years of construction.",
+        "How long did it take to build the bridge?",
+        "six years",
+    ),
+    (
+        "More than 40 teams from 12 countries competed in the regional robotics final, which \
+was held in Porto in March.",
+        "In which city did the final take place?",
+        "Porto",
+    ),
+    (
+        "The council moved the archive to a new building because the old one had flooded \
+twice in a decade.",
+        "Why was the archive moved?",
+        "the old one had flooded twice in a decade",
+    ),
+];
+
+fn short_answer_request(question: &str, sentence: &str) -> String {
+    format!(
+        "Sentence: {sentence}\nQuestion: {question}\nCopy the fewest words of the sentence that \
 answer the question."
-        ),
     )
+}
+
+/// Asks for the words of a checked answer sentence that answer the question, after worked
+/// examples; generated with `copy_from` set to the sentence, so the short answer is a span of it.
+pub fn short_answer_prompt(question: &str, sentence: &str) -> Prompt {
+    let mut prompt = Prompt {
+        messages: vec![Message {
+            role: Role::System,
+            content: SYSTEM.into(),
+        }],
+    };
+    for (s, q, a) in SHORT_ANSWER_EXAMPLES {
+        prompt.messages.push(Message {
+            role: Role::User,
+            content: short_answer_request(q, s),
+        });
+        prompt.messages.push(Message {
+            role: Role::Assistant,
+            content: (*a).to_string(),
+        });
+    }
+    prompt.messages.push(Message {
+        role: Role::User,
+        content: short_answer_request(&one_line(question), sentence),
+    });
+    prompt
 }
 
 /// The reply cut to its first sentence and that sentence's citation markers. The prompt asks
@@ -580,9 +630,16 @@ mod tests {
             vec!["aide", "lee's", "met", "who"]
         );
         let p = short_answer_prompt("Who  met\nwhom?", "Lee met Paul.");
-        assert!(p.messages[1]
+        let last = p.messages.last().unwrap();
+        assert_eq!(last.role, Role::User);
+        assert!(last
             .content
             .contains("Sentence: Lee met Paul.\nQuestion: Who met whom?\n"));
+        // Worked examples come first, each answered by a span of its sentence.
+        assert_eq!(p.messages.len(), 2 + 2 * SHORT_ANSWER_EXAMPLES.len());
+        for (s, _, a) in SHORT_ANSWER_EXAMPLES {
+            assert!(s.contains(a), "{a:?} is not a span of {s:?}");
+        }
     }
 
     #[test]

@@ -105,7 +105,10 @@ pub fn markdown(r: &EvalReport) -> String {
             out.push_str(&format!("| {label} | {} |\n", fmt_metric(name, v)));
         }
     }
-    out.push_str("\n## Questions\n\n| id | kind | question | gold | answer | short answer | cited | hit@5 | F1 | contains | cite prec | ok |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    if let Some(c) = &r.verify_calibration {
+        out.push_str(&format!("\n{}\n", calibration_line(c)));
+    }
+    out.push_str("\n## Questions\n\n| id | kind | question | gold | answer | short answer | cited | hit@5 | F1 | contains | cite prec | verify margin | ok |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for q in &r.questions {
         let cited: Vec<String> = q
             .cited
@@ -115,7 +118,7 @@ pub fn markdown(r: &EvalReport) -> String {
         let ok = question_ok(q);
         let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             q.id,
             q.kind,
             md_escape(&q.question),
@@ -127,6 +130,8 @@ pub fn markdown(r: &EvalReport) -> String {
             f(q.f1),
             f(q.contains),
             f(q.citation_precision),
+            q.verify_margin
+                .map_or("-".to_string(), |m| format!("{m:.2}")),
             if ok { "yes" } else { "**no**" }
         ));
     }
