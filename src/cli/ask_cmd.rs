@@ -24,8 +24,9 @@ pub struct GeneratorArgs {
     /// falls below the threshold (README, "Verification")
     #[arg(long)]
     pub verify: bool,
-    /// The verification margin below which --verify declines; `-inf` reports the margin and
-    /// never declines (implies --verify)
+    /// The verification margin below which --verify declines (default: the generator's
+    /// calibrated threshold, see `docqa models list --json`, else 0); `-inf` reports the margin
+    /// and never declines (implies --verify)
     #[arg(long, value_name = "MARGIN", allow_hyphen_values = true)]
     pub verify_threshold: Option<f32>,
     /// Check and show only the first sentence of the draft (the prompt asks for one sentence;
@@ -35,14 +36,20 @@ pub struct GeneratorArgs {
 }
 
 impl GeneratorArgs {
-    /// The ask settings these flags and `retrieval` resolve to.
-    pub fn ask_config(&self, retrieval: docqa::index::RetrievalConfig) -> AskConfig {
+    /// The ask settings these flags and `retrieval` resolve to; `--verify` alone uses the
+    /// generator's calibrated verification threshold (`calibrated`, from its manifest) when it
+    /// has one.
+    pub fn ask_config(
+        &self,
+        retrieval: docqa::index::RetrievalConfig,
+        calibrated: Option<f32>,
+    ) -> AskConfig {
         AskConfig {
             retrieval,
             max_tokens: self.max_tokens,
-            verify_threshold: self
-                .verify_threshold
-                .or(self.verify.then_some(pipeline::DEFAULT_VERIFY_THRESHOLD)),
+            verify_threshold: self.verify_threshold.or(self
+                .verify
+                .then(|| calibrated.unwrap_or(pipeline::DEFAULT_VERIFY_THRESHOLD))),
             one_sentence: self.first_sentence,
             ..AskConfig::default()
         }
@@ -74,7 +81,10 @@ pub fn run(
     let store = global.store();
     let (mut generator, gen_model) = load_generator(global, &store, &gen.model)?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
-    let cfg = gen.ask_config(retrieval.config());
+    let cfg = gen.ask_config(
+        retrieval.config(),
+        gen_model.spec.verify_threshold.map(|t| t as f32),
+    );
     // The draft streams to a terminal as it is generated; the checked answer replaces it.
     let stream = !json && std::io::stdout().is_terminal();
     let mut on_token = |t: &str| {

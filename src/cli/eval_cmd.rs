@@ -164,8 +164,15 @@ pub fn run_eval(
         .transpose()?;
     let items = args.items()?;
     let loaded = corpus.load(global, false)?;
-    let cfg = gen.ask_config(retrieval.config());
     let store = global.store();
+    let cfg = gen.ask_config(
+        retrieval.config(),
+        store
+            .registry()
+            .get(&gen.model)?
+            .verify_threshold
+            .map(|t| t as f32),
+    );
     let mut generator = if args.retrieval_only {
         None
     } else {
@@ -295,7 +302,8 @@ pub fn run_compare(
                     let mut r = retrieval.clone();
                     r.mode = mode;
                     r.k = k;
-                    let cfg = gen.ask_config(r.config());
+                    let cfg =
+                        gen.ask_config(r.config(), local.spec.verify_threshold.map(|t| t as f32));
                     let label = format!("{model} {mode} k={k}");
                     eprintln!("running {label} ({embedder})");
                     let report = run_one(

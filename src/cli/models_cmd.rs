@@ -157,6 +157,7 @@ fn list_json(store: &Store, statuses: &[ModelStatus]) -> serde_json::Value {
                 "role": s.role,
                 "architecture": spec.architecture,
                 "description": spec.description,
+                "verify_threshold": spec.verify_threshold,
                 "licence": s.licence,
                 "download_size": s.download_size,
                 "cached": cached_label(s),

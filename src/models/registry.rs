@@ -121,6 +121,10 @@ pub struct ModelSpec {
     pub description: String,
     #[serde(default)]
     pub dim: Option<usize>,
+    /// For a generator: the verification margin below which `--verify` declines, calibrated
+    /// with `docqa eval --withhold-gold --verify-threshold=-inf` (README, "Verification").
+    #[serde(default)]
+    pub verify_threshold: Option<f64>,
     pub files: Vec<ModelFile>,
     #[serde(default)]
     pub derived: Vec<DerivedFile>,
