@@ -234,3 +234,55 @@ pub fn to_json(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(verify: bool, threshold: Option<f32>) -> GeneratorArgs {
+        GeneratorArgs {
+            model: docqa::models::DEFAULT_GENERATOR.into(),
+            max_tokens: 96,
+            verify,
+            verify_threshold: threshold,
+            first_sentence: false,
+        }
+    }
+
+    #[test]
+    fn verify_uses_the_calibrated_threshold_unless_one_is_given() {
+        let r = docqa::index::RetrievalConfig::default;
+        assert_eq!(
+            args(false, None)
+                .ask_config(r(), Some(-0.8))
+                .verify_threshold,
+            None
+        );
+        assert_eq!(
+            args(true, None)
+                .ask_config(r(), Some(-0.8))
+                .verify_threshold,
+            Some(-0.8)
+        );
+        assert_eq!(
+            args(true, None).ask_config(r(), None).verify_threshold,
+            Some(pipeline::DEFAULT_VERIFY_THRESHOLD)
+        );
+        assert_eq!(
+            args(false, Some(1.5))
+                .ask_config(r(), Some(-0.8))
+                .verify_threshold,
+            Some(1.5)
+        );
+    }
+
+    #[test]
+    fn the_default_generator_has_a_calibrated_threshold() {
+        let spec = docqa::models::Registry::builtin();
+        let t = spec
+            .get(docqa::models::DEFAULT_GENERATOR)
+            .unwrap()
+            .verify_threshold;
+        assert!(t.is_some_and(f64::is_finite), "{t:?}");
+    }
+}
