@@ -56,19 +56,16 @@ pub fn build_prompt(question: &str, passages: &[Passage]) -> Prompt {
     Prompt::new(SYSTEM, user)
 }
 
+const BRIDGE: &str = "The bridge, designed by the engineer Maria Lopez, opened to traffic in 1932 \
+after six years of construction.";
+
 /// Worked examples shown before the real short-answer request: (sentence, question, answer).
 /// Invented for this purpose (they are about neither eval set) and chosen to cover the common
 /// question types; a small model copies far too much of the sentence without them.
 const SHORT_ANSWER_EXAMPLES: &[(&str, &str, &str)] = &[
+    (BRIDGE, "Who designed the bridge?", "Maria Lopez"),
     (
-        "The bridge, designed by the engineer Maria Lopez, opened to traffic in 1932 after six \
-years of construction.",
-        "Who designed the bridge?",
-        "Maria Lopez",
-    ),
-    (
-        "The bridge, designed by the engineer Maria Lopez, opened to traffic in 1932 after six \
-years of construction.",
+        BRIDGE,
         "How long did it take to build the bridge?",
         "six years",
     ),

@@ -42,14 +42,14 @@ impl GeneratorArgs {
     pub fn ask_config(
         &self,
         retrieval: docqa::index::RetrievalConfig,
-        calibrated: Option<f32>,
+        calibrated: Option<f64>,
     ) -> AskConfig {
         AskConfig {
             retrieval,
             max_tokens: self.max_tokens,
             verify_threshold: self.verify_threshold.or(self
                 .verify
-                .then(|| calibrated.unwrap_or(pipeline::DEFAULT_VERIFY_THRESHOLD))),
+                .then(|| calibrated.map_or(pipeline::DEFAULT_VERIFY_THRESHOLD, |t| t as f32))),
             one_sentence: self.first_sentence,
             ..AskConfig::default()
         }
@@ -81,10 +81,7 @@ pub fn run(
     let store = global.store();
     let (mut generator, gen_model) = load_generator(global, &store, &gen.model)?;
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
-    let cfg = gen.ask_config(
-        retrieval.config(),
-        gen_model.spec.verify_threshold.map(|t| t as f32),
-    );
+    let cfg = gen.ask_config(retrieval.config(), gen_model.spec.verify_threshold);
     // The draft streams to a terminal as it is generated; the checked answer replaces it.
     let stream = !json && std::io::stdout().is_terminal();
     let mut on_token = |t: &str| {

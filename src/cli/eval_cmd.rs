@@ -165,20 +165,15 @@ pub fn run_eval(
     let items = args.items()?;
     let loaded = corpus.load(global, false)?;
     let store = global.store();
-    let cfg = gen.ask_config(
-        retrieval.config(),
-        store
-            .registry()
-            .get(&gen.model)?
-            .verify_threshold
-            .map(|t| t as f32),
-    );
+    let mut calibrated = None;
     let mut generator = if args.retrieval_only {
         None
     } else {
         let (generator, model) = load_generator(global, &store, &gen.model)?;
+        calibrated = model.spec.verify_threshold;
         Some((generator, model_ref(&gen.model, &model)))
     };
+    let cfg = gen.ask_config(retrieval.config(), calibrated);
     let report = run_one(
         global,
         args,
@@ -302,8 +297,7 @@ pub fn run_compare(
                     let mut r = retrieval.clone();
                     r.mode = mode;
                     r.k = k;
-                    let cfg =
-                        gen.ask_config(r.config(), local.spec.verify_threshold.map(|t| t as f32));
+                    let cfg = gen.ask_config(r.config(), local.spec.verify_threshold);
                     let label = format!("{model} {mode} k={k}");
                     eprintln!("running {label} ({embedder})");
                     let report = run_one(

@@ -223,15 +223,16 @@ fn score_item<'g>(
             source,
         }
     })?;
+    let on_gold = |s: &Span| gold.iter().any(|g| g.overlaps(s));
     if withheld {
-        ranked.retain(|h| !gold.iter().any(|g| g.overlaps(&span_of(h.index))));
+        ranked.retain(|h| !on_gold(&span_of(h.index)));
     }
     let ranked_spans: Vec<Span> = ranked.iter().map(|h| span_of(h.index)).collect();
     let record = |i: usize| {
         let s = span_of(i);
         SpanRecord {
             id: index.chunks[i].id.to_string(),
-            relevant: gold.iter().any(|g| g.overlaps(&s)),
+            relevant: on_gold(&s),
             file: s.file,
             start: s.start,
             end: s.end,
