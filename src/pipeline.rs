@@ -258,6 +258,7 @@ pub fn answer_hits(
             max_tokens: cfg.short_answer_tokens,
             copy_from: Some(sentence.to_string()),
             avoid_starts: answer::question_words(question),
+            shared_prefix_messages: answer::short_answer_shared_messages(),
             ..Default::default()
         };
         let span = clock.generate(

@@ -266,6 +266,7 @@ impl Generator for Scripted {
         Ok(Generation {
             text,
             prompt_tokens: 1,
+            reused_tokens: 0,
             generated_tokens: 1,
             prefill_ms: 0.0,
             decode_ms: 0.0,

@@ -254,6 +254,51 @@ fn qwen_greedy_generation_is_deterministic_and_streams_the_same_text() {
 }
 
 #[test]
+fn a_prompt_resumed_from_a_kept_prefix_gives_exactly_what_a_fresh_one_does() {
+    let mut g = generator(TestFile::QwenGguf);
+    // The short-answer prompts open with the same worked examples, the case this is for.
+    let sentence = "The Seoul meeting, held on 8 May, was the first in four years.";
+    let first = docqa::answer::short_answer_prompt("When was the meeting held?", sentence);
+    let second =
+        docqa::answer::short_answer_prompt("How long was the gap between meetings?", sentence);
+    let unrelated = Prompt::new("You are a concise assistant.", "Name a colour.");
+    // Scoring two replies compares the prompt's last logits too, not only the greedy text.
+    let opts = GenOptions {
+        max_tokens: 12,
+        score_first: vec!["four".into(), "May".into()],
+        shared_prefix_messages: docqa::answer::short_answer_shared_messages(),
+        ..GenOptions::default()
+    };
+
+    g.forget_context();
+    let fresh = g.generate(&second, &opts, &mut |_| {}).unwrap();
+    assert_eq!(
+        fresh.reused_tokens, 0,
+        "nothing to resume after forget_context"
+    );
+
+    g.forget_context();
+    g.generate(&first, &opts, &mut |_| {}).unwrap();
+    // A prompt without the prefix in between does not disturb the kept one.
+    let other = g.generate(&unrelated, &greedy(4), &mut |_| {}).unwrap();
+    assert_eq!(other.reused_tokens, 0);
+    let resumed = g.generate(&second, &opts, &mut |_| {}).unwrap();
+    assert!(
+        resumed.reused_tokens > 200 && resumed.reused_tokens < resumed.prompt_tokens,
+        "reused {} of {} prompt tokens",
+        resumed.reused_tokens,
+        resumed.prompt_tokens
+    );
+    assert_eq!(resumed.prompt_tokens, fresh.prompt_tokens);
+    assert_eq!(resumed.text, fresh.text);
+    assert_eq!(
+        resumed.first_logprobs, fresh.first_logprobs,
+        "bit-identical logits"
+    );
+    assert!(resumed.prefill_ms < fresh.prefill_ms);
+}
+
+#[test]
 fn qwen_answers_a_factual_question() {
     let mut g = generator(TestFile::QwenGguf);
     let prompt = Prompt::new(

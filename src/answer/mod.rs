@@ -83,6 +83,12 @@ twice in a decade.",
     ),
 ];
 
+/// How many leading messages every [`short_answer_prompt`] shares (the system message and the
+/// worked examples): a generator can compute them once and resume from them.
+pub fn short_answer_shared_messages() -> usize {
+    1 + 2 * SHORT_ANSWER_EXAMPLES.len()
+}
+
 fn short_answer_request(question: &str, sentence: &str) -> String {
     format!(
         "Sentence: {sentence}\nQuestion: {question}\nCopy the fewest words of the sentence that \

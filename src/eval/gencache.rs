@@ -12,6 +12,8 @@ use crate::generate::{GenOptions, GenerateError, Generation, Generator, Prompt, 
 struct Entry {
     text: String,
     prompt_tokens: usize,
+    #[serde(default)]
+    reused_tokens: usize,
     generated_tokens: usize,
     prefill_ms: f64,
     decode_ms: f64,
@@ -84,6 +86,7 @@ impl Generator for CachedGenerator<'_> {
             return Ok(Generation {
                 text: e.text,
                 prompt_tokens: e.prompt_tokens,
+                reused_tokens: e.reused_tokens,
                 generated_tokens: e.generated_tokens,
                 prefill_ms: e.prefill_ms,
                 decode_ms: e.decode_ms,
@@ -100,6 +103,7 @@ impl Generator for CachedGenerator<'_> {
         let entry = Entry {
             text: g.text.clone(),
             prompt_tokens: g.prompt_tokens,
+            reused_tokens: g.reused_tokens,
             generated_tokens: g.generated_tokens,
             prefill_ms: g.prefill_ms,
             decode_ms: g.decode_ms,
@@ -139,6 +143,7 @@ mod tests {
             Ok(Generation {
                 text,
                 prompt_tokens: 3,
+                reused_tokens: 0,
                 generated_tokens: 2,
                 prefill_ms: 1.0,
                 decode_ms: 1.0,

@@ -130,6 +130,12 @@ impl GgufGenerator {
         &self.info
     }
 
+    /// Forgets the prompt prefixes kept from earlier generations (see
+    /// [`GenOptions::shared_prefix_messages`]), so the next prompt is computed in full.
+    pub fn forget_context(&mut self) {
+        self.model.forget_prefixes();
+    }
+
     /// The tokenizer built from the file's vocabulary.
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
@@ -178,10 +184,33 @@ impl GgufGenerator {
 
     /// The token ids the model sees for `prompt`.
     pub fn encode_prompt(&self, prompt: &Prompt) -> Result<Vec<u32>, GenerateError> {
-        let text = self.render_prompt(prompt)?;
+        self.encode_rendered(&self.render_prompt(prompt)?)
+    }
+
+    /// How many leading tokens of `ids` (the encoded `prompt`) its first `messages` messages
+    /// make, when they end on a token boundary; 0 when none are declared or they do not.
+    fn shared_prefix_tokens(
+        &self,
+        prompt: &Prompt,
+        messages: usize,
+        ids: &[u32],
+    ) -> Result<usize, GenerateError> {
+        if messages == 0 || messages >= prompt.messages.len() {
+            return Ok(0);
+        }
+        let head =
+            self.encode_rendered(&self.template.render(&prompt.messages[..messages], false)?)?;
+        Ok(if ids.starts_with(&head) {
+            head.len()
+        } else {
+            0
+        })
+    }
+
+    fn encode_rendered(&self, text: &str) -> Result<Vec<u32>, GenerateError> {
         let encoding = self
             .tokenizer
-            .encode(text.as_str(), false)
+            .encode(text, false)
             .map_err(|e| GenerateError::Tokenizer(e.to_string()))?;
         let mut ids = encoding.get_ids().to_vec();
         if let (true, Some(bos)) = (self.vocab.add_bos, self.vocab.bos_id) {
@@ -268,11 +297,13 @@ impl Generator for GgufGenerator {
         };
         let mut so_far: Vec<u8> = Vec::new();
 
-        self.model.clear_cache();
+        let prefix = self.shared_prefix_tokens(prompt, opts.shared_prefix_messages, &ids)?;
         let started = Instant::now();
         let mut first_logprobs = Vec::new();
+        let mut reused_tokens = 0;
         let mut next = if opts.max_tokens > 0 {
-            let logits = self.model.forward(&ids)?;
+            let (reused, logits) = self.model.prefill(&ids, prefix)?;
+            reused_tokens = reused;
             if !opts.score_first.is_empty() {
                 first_logprobs = self.first_token_logprobs(&logits, &opts.score_first)?;
             }
@@ -327,6 +358,7 @@ impl Generator for GgufGenerator {
         let generation = Generation {
             text,
             prompt_tokens: ids.len(),
+            reused_tokens,
             generated_tokens: generated,
             prefill_ms,
             decode_ms: ms_since(decode_started),
@@ -335,6 +367,7 @@ impl Generator for GgufGenerator {
         };
         tracing::debug!(
             prompt_tokens = generation.prompt_tokens,
+            reused_tokens = generation.reused_tokens,
             generated_tokens = generation.generated_tokens,
             prefill_tok_s = generation.prefill_tokens_per_s(),
             decode_tok_s = generation.decode_tokens_per_s(),

@@ -101,6 +101,12 @@ pub struct GenOptions {
     /// [`Generation::first_logprobs`], in this order. A reply is scored by its first token, so
     /// choices should differ in their first token ("Yes" and "No").
     pub score_first: Vec<String>,
+    /// The prompt's first this-many messages are expected to open other prompts too (fixed
+    /// instructions or worked examples): the generator may keep their computed state and resume
+    /// later prompts that open with the same messages from it. The prefix is then always
+    /// computed as a pass of its own, so a resumed prompt gets exactly what a fresh one would;
+    /// against not declaring it, only floating-point rounding differs.
+    pub shared_prefix_messages: usize,
 }
 
 /// Bumped whenever decoding changes what a given prompt and options produce (a kernel, the
@@ -125,6 +131,9 @@ copy_from={:?};avoid_starts={:?}",
         if !self.score_first.is_empty() {
             key.push_str(&format!(";score_first={:?}", self.score_first));
         }
+        if self.shared_prefix_messages > 0 {
+            key.push_str(&format!(";shared_prefix={}", self.shared_prefix_messages));
+        }
         key
     }
 }
@@ -139,6 +148,7 @@ impl Default for GenOptions {
             copy_from: None,
             avoid_starts: Vec::new(),
             score_first: Vec::new(),
+            shared_prefix_messages: 0,
         }
     }
 }
@@ -160,6 +170,9 @@ pub struct Generation {
     /// Generated text, stop token excluded.
     pub text: String,
     pub prompt_tokens: usize,
+    /// Leading prompt tokens whose keys and values were resumed from an earlier prompt rather
+    /// than computed (a prefix it shared); prefill computed the rest.
+    pub reused_tokens: usize,
     pub generated_tokens: usize,
     /// Wall time to process the prompt and produce the first token's logits.
     pub prefill_ms: f64,
@@ -172,9 +185,12 @@ pub struct Generation {
 }
 
 impl Generation {
-    /// Prompt tokens per second during prefill.
+    /// Prompt tokens computed per second during prefill (resumed ones are not counted).
     pub fn prefill_tokens_per_s(&self) -> f64 {
-        per_second(self.prompt_tokens, self.prefill_ms)
+        per_second(
+            self.prompt_tokens.saturating_sub(self.reused_tokens),
+            self.prefill_ms,
+        )
     }
 
     /// Generated tokens per second during decode (the first token comes from prefill).

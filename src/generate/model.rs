@@ -320,6 +320,28 @@ impl KvCache {
         self.capacity = new_cap;
     }
 
+    /// Makes this cache hold exactly the first `n` positions of `other` (same shape).
+    fn copy_prefix_from(&mut self, other: &KvCache, n: usize, limit: usize) {
+        self.len = 0;
+        self.reserve(n, limit);
+        let hd = self.head_dim;
+        let (dst_cap, src_cap) = (self.capacity, other.capacity);
+        let key_span = n.next_multiple_of(kernels::POSITIONS) * hd;
+        for (dst, src) in self.k_blocks.iter_mut().zip(&other.k_blocks) {
+            for g in 0..self.n_kv_head {
+                dst[g * dst_cap * hd..][..key_span]
+                    .copy_from_slice(&src[g * src_cap * hd..][..key_span]);
+            }
+        }
+        for (dst, src) in self.v.iter_mut().zip(&other.v) {
+            for g in 0..self.n_kv_head {
+                dst[g * dst_cap * hd..][..n * hd]
+                    .copy_from_slice(&src[g * src_cap * hd..][..n * hd]);
+            }
+        }
+        self.len = n;
+    }
+
     /// Stores the keys and values of `n` tokens at positions `at..at + n` of layer `li`, read
     /// from rows of `qkv` (width `row`, keys at `k_off`, values at `v_off`).
     fn store(&mut self, li: usize, at: usize, qkv: &[f32], row: usize, k_off: usize, v_off: usize) {
@@ -456,8 +478,20 @@ pub(crate) struct Transformer {
     output: Linear,
     rope: RopeTable,
     cache: KvCache,
+    /// Prompt prefixes computed once and kept, most recently used first.
+    prefixes: Vec<KeptPrefix>,
     scratch: DecodeScratch,
 }
+
+/// A prompt prefix and a cache holding exactly its positions.
+struct KeptPrefix {
+    tokens: Vec<u32>,
+    cache: KvCache,
+}
+
+/// Prefixes kept at once. docqa declares one (the short-answer prompt's worked examples); a
+/// second lets two kinds of prompt alternate without recomputing.
+const KEPT_PREFIXES: usize = 2;
 
 impl Transformer {
     pub(crate) fn from_gguf<R: Read + Seek>(
@@ -547,6 +581,7 @@ impl Transformer {
             output,
             rope,
             cache,
+            prefixes: Vec::new(),
             scratch: DecodeScratch::default(),
         })
     }
@@ -567,6 +602,53 @@ impl Transformer {
     /// Forgets the cached context.
     pub(crate) fn clear_cache(&mut self) {
         self.cache.len = 0;
+    }
+
+    /// Forgets the kept prompt prefixes.
+    pub(crate) fn forget_prefixes(&mut self) {
+        self.prefixes.clear();
+    }
+
+    /// Starts a new context with `prompt` and returns how many of its tokens were taken from a
+    /// kept prefix, and the logits after its last token. The first `prefix` tokens (0 for none)
+    /// are a prefix the caller expects to repeat: they are computed as a pass of their own and
+    /// kept, and a later prompt with the same prefix copies them instead. Computing the prefix
+    /// as its own pass either way makes a resumed prompt bit-identical to a fresh one.
+    pub(crate) fn prefill(
+        &mut self,
+        prompt: &[u32],
+        prefix: usize,
+    ) -> Result<(usize, Vec<f32>), GenerateError> {
+        self.clear_cache();
+        if prefix == 0 || prefix >= prompt.len() {
+            return Ok((0, self.forward(prompt)?));
+        }
+        let (head, rest) = prompt.split_at(prefix);
+        let limit = self.cfg.context_length;
+        let reused = match self.prefixes.iter().position(|p| p.tokens == head) {
+            Some(i) => {
+                let kept = self.prefixes.remove(i);
+                self.cache.copy_prefix_from(&kept.cache, prefix, limit);
+                self.prefixes.insert(0, kept);
+                prefix
+            }
+            None => {
+                self.forward(head)?;
+                let mut cache =
+                    KvCache::new(self.cfg.n_layer, self.cfg.n_kv_head, self.cfg.head_dim);
+                cache.copy_prefix_from(&self.cache, prefix, limit);
+                self.prefixes.insert(
+                    0,
+                    KeptPrefix {
+                        tokens: head.to_vec(),
+                        cache,
+                    },
+                );
+                self.prefixes.truncate(KEPT_PREFIXES);
+                0
+            }
+        };
+        Ok((reused, self.forward(rest)?))
     }
 
     /// Appends `tokens` to the context and returns the logits after the last one.
