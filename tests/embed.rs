@@ -5,6 +5,7 @@
 
 use std::sync::OnceLock;
 
+use docqa::embed::worker::{WorkerModel, WorkerPool};
 use docqa::embed::{cosine, Embedder, MAX_TOKENS};
 mod common;
 use common::embedder;
@@ -224,4 +225,59 @@ fn paraphrase_scores_higher_than_unrelated_text() {
     // Cosine of unit vectors is symmetric and 1 with itself.
     assert!((cosine(&v[1], &v[0]) - para).abs() < 1e-6);
     assert!((cosine(&v[0], &v[0]) - 1.0).abs() < 1e-5);
+}
+
+fn worker_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_docqa"));
+    cmd.arg("embed-worker");
+    cmd
+}
+
+#[test]
+fn worker_processes_give_the_golden_embeddings_in_input_order() {
+    let e = embedder();
+    let pool = WorkerPool::new(worker_command, e.worker_model().clone(), 2);
+    let texts = golden_texts();
+    let got = pool.embed(&texts).unwrap();
+    assert_matches_golden(&got, "two worker processes");
+    // The same pool serves a second request, and agrees with the in-process forward pass.
+    let again = pool.embed(&texts[..3]).unwrap();
+    let here = e.embed_here(&texts[..3]).unwrap();
+    for (a, b) in again.iter().zip(&here) {
+        assert!(max_abs_diff(a, b) < 1e-5);
+    }
+}
+
+#[test]
+fn an_embedder_with_workers_uses_them_for_many_texts_and_agrees_with_one_without() {
+    let e = embedder();
+    let m = e.worker_model();
+    let with = docqa::embed::BertEmbedder::load(&m.weights, &m.config, &m.tokenizer, m.id.clone())
+        .unwrap()
+        .with_workers(worker_command, 2);
+    let texts: Vec<String> = (0..docqa::embed::MIN_WORKER_TEXTS + 3)
+        .map(|i| format!("Sentence number {i} is about the harbour and its {i} boats."))
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let got = with.embed(&refs).unwrap();
+    let want = e.embed_here(&refs).unwrap();
+    for (a, b) in got.iter().zip(&want) {
+        assert!(max_abs_diff(a, b) < 1e-5);
+    }
+}
+
+#[test]
+fn a_worker_given_missing_model_files_reports_them() {
+    let pool = WorkerPool::new(
+        worker_command,
+        WorkerModel {
+            weights: "/nonexistent/model.safetensors".into(),
+            config: "/nonexistent/config.json".into(),
+            tokenizer: "/nonexistent/tokenizer.json".into(),
+            id: "missing".into(),
+        },
+        2,
+    );
+    let err = pool.embed(&["a", "b"]).unwrap_err().to_string();
+    assert!(err.contains("/nonexistent/config.json"), "{err}");
 }

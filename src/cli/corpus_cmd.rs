@@ -83,8 +83,30 @@ pub fn load_embedder(
 ) -> Result<(BertEmbedder, LocalModel)> {
     store.registry().get_role(name, ModelRole::Embedder)?;
     let model = store.ensure(name, global.fetch_options(), &mut global.progress_printer())?;
-    let embedder = BertEmbedder::from_model(name, &model)?;
+    let threads = global.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let embedder = BertEmbedder::from_model(name, &model)?.with_workers(worker_command, threads);
     Ok((embedder, model))
+}
+
+/// Starts this same program as an embedding worker.
+fn worker_command() -> std::process::Command {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "docqa".into());
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("embed-worker");
+    cmd
+}
+
+/// `docqa embed-worker`: embeds texts sent on stdin until it closes (see
+/// `docqa::embed::worker`).
+pub fn run_embed_worker() -> Result<ExitCode> {
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    docqa::embed::worker::serve(stdin.lock(), stdout.lock(), |m| {
+        BertEmbedder::load(&m.weights, &m.config, &m.tokenizer, m.id.clone())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 impl CorpusArgs {

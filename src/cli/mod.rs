@@ -135,6 +135,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve embedding requests on stdin/stdout (started by docqa itself when indexing)
+    #[command(hide = true)]
+    EmbedWorker,
     /// List, fetch and verify the registered models
     Models {
         #[command(subcommand)]
@@ -145,12 +148,18 @@ pub enum Command {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.global.quiet);
-    if let Some(n) = cli.global.threads {
+    // A worker keeps the one thread its parent started it with.
+    if let Some(n) = cli
+        .global
+        .threads
+        .filter(|_| !matches!(cli.command, Command::EmbedWorker))
+    {
         // candle's CPU kernels size their thread pools from this variable.
         std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
     }
     let result = match &cli.command {
         Command::Models { command } => models_cmd::run(&cli.global, command),
+        Command::EmbedWorker => corpus_cmd::run_embed_worker(),
         Command::Ask {
             question,
             corpus,
