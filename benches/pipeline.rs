@@ -148,7 +148,7 @@ fn bench_embedding(
     );
 
     // In-process (every thread on each forward pass), then split over one single-threaded
-    // worker process per thread, as `docqa index` does; both in calls of 32 texts, as the
+    // worker process per thread, as `docqa index` does; both in calls of 64 texts, as the
     // index builder makes them.
     let threads = std::env::var("DOCQA_THREADS")
         .ok()
@@ -177,11 +177,11 @@ fn bench_embedding(
         ),
     ] {
         println!("{label}:");
-        e.embed(&refs[..32.min(refs.len())])?; // warm-up (and worker start)
+        e.embed(&refs[..64.min(refs.len())])?; // warm-up (and worker start)
         let mut per_s = Vec::new();
         for run in 1..=EMBED_RUNS {
             let t = Instant::now();
-            for call in refs.chunks(32) {
+            for call in refs.chunks(64) {
                 e.embed(call)?;
             }
             let s = t.elapsed().as_secs_f64();

@@ -105,6 +105,7 @@ pub fn run_embed_worker() -> Result<ExitCode> {
     let stdout = std::io::stdout();
     docqa::embed::worker::serve(stdin.lock(), stdout.lock(), |m| {
         BertEmbedder::load(&m.weights, &m.config, &m.tokenizer, m.id.clone())
+            .map(|e| e.with_batch(docqa::embed::WORKER_BATCH))
     })?;
     Ok(ExitCode::SUCCESS)
 }

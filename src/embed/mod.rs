@@ -214,6 +214,12 @@ impl BertEmbedder {
 /// so a batch pads to within a few tokens; measured on 2 cores, see `benches/pipeline.rs`.
 pub const BATCH: usize = 8;
 
+/// Texts per forward pass in a single-threaded worker process, where smaller batches win: on 2
+/// shared cores, two workers embedded 30.8 chunks/s at batch 4 against 27.9 at 8 and 27.1 at 1
+/// (`benches/pipeline.rs`, medians of 3, one session), while in-process with two threads batch
+/// 8 beat 4 (21.8 against 18.9).
+pub const WORKER_BATCH: usize = 4;
+
 /// Groups `lens` (token counts) into batches of at most `batch` indices of similar length:
 /// indices sorted by length, then cut into runs. Returns index lists in that order.
 fn length_batches(lens: &[usize], batch: usize) -> Vec<Vec<usize>> {

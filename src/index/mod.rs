@@ -245,7 +245,9 @@ impl Index {
             .filter(|&i| vectors[i].is_none())
             .collect();
         report.embedded_chunks = todo.len();
-        let batch = 32;
+        // Texts per embed call: progress moves every ~2 s, and each call splits over the embedding
+        // workers with enough texts per worker that waiting for the slower one costs little.
+        let batch = 64;
         let mut done = 0;
         on_progress(0, todo.len());
         for idx in todo.chunks(batch) {
