@@ -24,7 +24,7 @@ use docqa::embed::{BertEmbedder, EmbedError, Embedder, MAX_TOKENS};
 use docqa::generate::{GenOptions, Generator, GgufGenerator, Prompt};
 use docqa::index::{self, Index, IndexSettings, RetrievalConfig};
 use docqa::models::{
-    FetchOptions, LocalModel, Registry, Store, DEFAULT_EMBEDDER, DEFAULT_GENERATOR,
+    FetchOptions, LocalModel, Registry, Store, DEFAULT_EMBEDDER, DEFAULT_GENERATOR, FAST_GENERATOR,
 };
 use docqa::pipeline::{self, AskConfig};
 
@@ -98,7 +98,12 @@ fn main() -> Result<()> {
         generator_loads.push(bench_generator(&store, &squad_chunks, &mut rows)?);
     }
     if run("ask") {
-        bench_ask(&store, generator_loads, &mut rows)?;
+        // The speed targets are set for the fast model; the default model's figures are shown
+        // beside them.
+        bench_ask(&store, FAST_GENERATOR, generator_loads, true, &mut rows)?;
+        if DEFAULT_GENERATOR != FAST_GENERATOR {
+            bench_ask(&store, DEFAULT_GENERATOR, Vec::new(), false, &mut rows)?;
+        }
     }
 
     section(&format!(
@@ -426,8 +431,8 @@ fn squad_questions(n: usize) -> Result<Vec<String>> {
 
 /// Returns the load time in seconds.
 fn bench_generator(store: &Store, chunks: &[Chunk], rows: &mut Vec<Row>) -> Result<f64> {
-    section(&format!("3. generator ({DEFAULT_GENERATOR})"));
-    let model = store.ensure(DEFAULT_GENERATOR, fetch_options(), &mut progress)?;
+    section(&format!("3. generator ({FAST_GENERATOR})"));
+    let model = store.ensure(FAST_GENERATOR, fetch_options(), &mut progress)?;
     let (path, _) = model.runtime_gguf();
     let t = Instant::now();
     let mut generator = GgufGenerator::load(path, &Device::Cpu)?;
@@ -501,10 +506,17 @@ fn bench_generator(store: &Store, chunks: &[Chunk], rows: &mut Vec<Row>) -> Resu
 // ---------------------------------------------------------------------------------------------
 // 4. Ask
 
-/// `gen_loads`: generator load times measured before, to report with this section's.
-fn bench_ask(store: &Store, mut gen_loads: Vec<f64>, rows: &mut Vec<Row>) -> Result<()> {
+/// `gen_loads`: load times of `generator` measured before, to report with this section's.
+/// `target`: whether the warm time is held to [`TARGET_ASK_WARM_S`].
+fn bench_ask(
+    store: &Store,
+    generator_name: &str,
+    mut gen_loads: Vec<f64>,
+    target: bool,
+    rows: &mut Vec<Row>,
+) -> Result<()> {
     section(&format!(
-        "4. ask end to end on seeds/ ({DEFAULT_EMBEDDER} + {DEFAULT_GENERATOR})"
+        "4. ask end to end on seeds/ ({DEFAULT_EMBEDDER} + {generator_name})"
     ));
     println!(
         "question: {ASK_QUESTION:?}; cold = models verified and loaded, index brought up to date, \
@@ -527,7 +539,7 @@ fn bench_ask(store: &Store, mut gen_loads: Vec<f64>, rows: &mut Vec<Row>) -> Res
             &mut |_, _| {},
         )?;
         let index_s = t.elapsed().as_secs_f64() - embedder_s;
-        let model = store.ensure(DEFAULT_GENERATOR, fetch_options(), &mut progress)?;
+        let model = store.ensure(generator_name, fetch_options(), &mut progress)?;
         let t_gen = Instant::now();
         let mut generator = GgufGenerator::load(model.runtime_gguf().0, &Device::Cpu)?;
         gen_loads.push(t_gen.elapsed().as_secs_f64());
@@ -597,18 +609,19 @@ fn bench_ask(store: &Store, mut gen_loads: Vec<f64>, rows: &mut Vec<Row>) -> Res
     );
     println!("ask cold s: {}", cold.show(2));
     println!("ask warm s: {}", warm.show(2));
-    rows.push(Row::info("generator load s (median)", loads.median, 2));
+    let label = |what: &str| format!("{generator_name}: {what}");
+    rows.push(Row::info(&label("load s (median)"), loads.median, 2));
     rows.push(Row::info(
-        "ask cold s, load included (median)",
+        &label("ask cold s, load included (median)"),
         cold.median,
         2,
     ));
-    rows.push(Row::at_most(
-        "ask warm s, load excluded (median)",
-        warm.median,
-        2,
-        TARGET_ASK_WARM_S,
-    ));
+    let warm_label = label("ask warm s, load excluded (median)");
+    rows.push(if target {
+        Row::at_most(&warm_label, warm.median, 2, TARGET_ASK_WARM_S)
+    } else {
+        Row::info(&warm_label, warm.median, 2)
+    });
     Ok(())
 }
 

@@ -29,10 +29,11 @@ pub struct GeneratorArgs {
     /// and never declines (implies --verify)
     #[arg(long, value_name = "MARGIN", allow_hyphen_values = true)]
     pub verify_threshold: Option<f32>,
-    /// Check and show only the first sentence of the draft (the prompt asks for one sentence;
-    /// what follows it is often filler citing passages that are not evidence)
+    /// Check and show every sentence of the draft, not only the first (the prompt asks for one
+    /// sentence; what a model adds after it is mostly filler citing passages that are not
+    /// evidence)
     #[arg(long)]
-    pub first_sentence: bool,
+    pub all_sentences: bool,
 }
 
 impl GeneratorArgs {
@@ -50,7 +51,7 @@ impl GeneratorArgs {
             verify_threshold: self.verify_threshold.or(self
                 .verify
                 .then(|| calibrated.map_or(pipeline::DEFAULT_VERIFY_THRESHOLD, |t| t as f32))),
-            one_sentence: self.first_sentence,
+            one_sentence: !self.all_sentences,
             ..AskConfig::default()
         }
     }
@@ -242,7 +243,7 @@ mod tests {
             max_tokens: 96,
             verify,
             verify_threshold: threshold,
-            first_sentence: false,
+            all_sentences: false,
         }
     }
 
