@@ -40,7 +40,8 @@ pub struct GlobalArgs {
     /// Never touch the network; fail if a model is not cached (also HF_HUB_OFFLINE=1)
     #[arg(long, global = true)]
     pub offline: bool,
-    /// CPU threads for model inference [default: all cores]
+    /// CPU threads for model inference, and the number of embedding worker processes an index
+    /// build starts (one single-threaded model each) [default: all cores]
     #[arg(long, global = true, env = "DOCQA_THREADS")]
     pub threads: Option<usize>,
     /// Hide progress bars and informational messages
