@@ -22,7 +22,7 @@ use candle_core::Device;
 use docqa::corpus::{self, Chunk};
 use docqa::embed::{BertEmbedder, EmbedError, Embedder, MAX_TOKENS};
 use docqa::generate::{GenOptions, Generator, GgufGenerator, Prompt};
-use docqa::index::{self, Index, IndexSettings, RetrievalConfig};
+use docqa::index::{self, Index, IndexSettings, RetrievalConfig, EMBED_CALL_TEXTS};
 use docqa::models::{
     FetchOptions, LocalModel, Registry, Store, DEFAULT_EMBEDDER, DEFAULT_GENERATOR, FAST_GENERATOR,
 };
@@ -87,7 +87,7 @@ fn main() -> Result<()> {
 
     let mut rows = Vec::new();
     if run("embed") {
-        bench_embedding(&embedder, &minilm, &squad.documents, &mut rows)?;
+        bench_embedding(&embedder, &minilm, &squad.documents, threads, &mut rows)?;
     }
     if run("retrieve") {
         bench_retrieval(&embedder, &squad_dir, &squad_chunks, &mut rows)?;
@@ -122,6 +122,7 @@ fn bench_embedding(
     embedder: &BertEmbedder,
     minilm: &LocalModel,
     docs: &[corpus::Document],
+    threads: usize,
     rows: &mut Vec<Row>,
 ) -> Result<()> {
     section(&format!("1. embedding throughput ({DEFAULT_EMBEDDER})"));
@@ -153,19 +154,8 @@ fn bench_embedding(
     );
 
     // In-process (every thread on each forward pass), then split over one single-threaded
-    // worker process per thread, as `docqa index` does; both in calls of 64 texts, as the
-    // index builder makes them.
-    let threads = std::env::var("DOCQA_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let with_workers = BertEmbedder::load(
-        &embedder.worker_model().weights,
-        &embedder.worker_model().config,
-        &embedder.worker_model().tokenizer,
-        embedder.worker_model().id.clone(),
-    )?
-    .with_workers(
+    // worker process per thread, as `docqa index` does; both in the index builder's calls.
+    let with_workers = BertEmbedder::from_model(DEFAULT_EMBEDDER, minilm)?.with_workers(
         || {
             let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_docqa"));
             cmd.arg("embed-worker");
@@ -182,11 +172,11 @@ fn bench_embedding(
         ),
     ] {
         println!("{label}:");
-        e.embed(&refs[..64.min(refs.len())])?; // warm-up (and worker start)
+        e.embed(&refs[..EMBED_CALL_TEXTS.min(refs.len())])?; // warm-up (and worker start)
         let mut per_s = Vec::new();
         for run in 1..=EMBED_RUNS {
             let t = Instant::now();
-            for call in refs.chunks(64) {
+            for call in refs.chunks(EMBED_CALL_TEXTS) {
                 e.embed(call)?;
             }
             let s = t.elapsed().as_secs_f64();

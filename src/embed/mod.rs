@@ -53,9 +53,9 @@ pub struct BertEmbedder {
     tokenizer: Tokenizer,
     device: Device,
     dim: usize,
-    id: String,
     batch: usize,
-    /// The files it was loaded from, for worker processes to load the same model.
+    /// The files it was loaded from and its id, for the index header and for worker processes
+    /// to load the same model.
     files: worker::WorkerModel,
     workers: Option<worker::WorkerPool>,
 }
@@ -121,9 +121,8 @@ impl BertEmbedder {
                 weights: weights.to_path_buf(),
                 config: config.to_path_buf(),
                 tokenizer: tokenizer.to_path_buf(),
-                id: id.clone(),
+                id,
             },
-            id,
             batch: BATCH,
             workers: None,
         })
@@ -248,7 +247,7 @@ impl Embedder for BertEmbedder {
     }
 
     fn id(&self) -> &str {
-        &self.id
+        &self.files.id
     }
 }
 

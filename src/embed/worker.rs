@@ -36,14 +36,24 @@ enum Reply {
     Error { error: String },
 }
 
-fn send(output: &mut impl Write, reply: &Reply) -> Result<(), EmbedError> {
-    let mut text = serde_json::to_string(reply)
-        .map_err(|e| EmbedError::Worker(format!("encoding a reply: {e}")))?;
+/// Writes `value` as one JSON line and flushes it; `what` names it in errors. Both sides of the
+/// protocol send this way.
+fn write_line(
+    output: &mut impl Write,
+    value: &impl Serialize,
+    what: &str,
+) -> Result<(), EmbedError> {
+    let mut text = serde_json::to_string(value)
+        .map_err(|e| EmbedError::Worker(format!("encoding {what}: {e}")))?;
     text.push('\n');
     output
         .write_all(text.as_bytes())
         .and_then(|()| output.flush())
-        .map_err(|e| EmbedError::Worker(format!("writing a reply: {e}")))
+        .map_err(|e| EmbedError::Worker(format!("writing {what}: {e}")))
+}
+
+fn send(output: &mut impl Write, reply: &Reply) -> Result<(), EmbedError> {
+    write_line(output, reply, "a reply")
 }
 
 /// The worker's side: reads the model line from `input`, loads the model with `load`, then
@@ -106,13 +116,7 @@ struct Worker {
 
 impl Worker {
     fn request(&mut self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut line = serde_json::to_string(texts)
-            .map_err(|e| EmbedError::Worker(format!("encoding a request: {e}")))?;
-        line.push('\n');
-        self.stdin
-            .write_all(line.as_bytes())
-            .and_then(|()| self.stdin.flush())
-            .map_err(|e| EmbedError::Worker(format!("sending texts: {e}")))?;
+        write_line(&mut self.stdin, &texts, "a request")?;
         match self.reply()? {
             Reply::Vectors(v) if v.len() == texts.len() => Ok(v),
             Reply::Vectors(v) => Err(EmbedError::Worker(format!(
@@ -197,13 +201,7 @@ impl WorkerPool {
             let _ = child.kill();
             return Err(EmbedError::Worker("the worker has no pipes".into()));
         };
-        let mut line = serde_json::to_string(&self.model)
-            .map_err(|e| EmbedError::Worker(format!("encoding the model line: {e}")))?;
-        line.push('\n');
-        stdin
-            .write_all(line.as_bytes())
-            .and_then(|()| stdin.flush())
-            .map_err(|e| EmbedError::Worker(format!("sending the model line: {e}")))?;
+        write_line(&mut stdin, &self.model, "the model line")?;
         let mut worker = Worker {
             child,
             stdin,

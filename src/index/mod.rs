@@ -60,6 +60,10 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> IndexError + '_ {
     }
 }
 
+/// Texts per embed call when indexing: progress moves every ~2 s, and each call splits over the
+/// embedding workers with enough texts per worker that waiting for the slower one costs little.
+pub const EMBED_CALL_TEXTS: usize = 64;
+
 /// How an index is built; stored in its header. A change to any of these re-embeds the corpus.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IndexSettings {
@@ -245,12 +249,9 @@ impl Index {
             .filter(|&i| vectors[i].is_none())
             .collect();
         report.embedded_chunks = todo.len();
-        // Texts per embed call: progress moves every ~2 s, and each call splits over the embedding
-        // workers with enough texts per worker that waiting for the slower one costs little.
-        let batch = 64;
         let mut done = 0;
         on_progress(0, todo.len());
-        for idx in todo.chunks(batch) {
+        for idx in todo.chunks(EMBED_CALL_TEXTS) {
             let texts: Vec<String> = idx
                 .iter()
                 .map(|&i| embed_text(&chunks[i], settings.embed_title))
