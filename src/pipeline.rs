@@ -270,6 +270,19 @@ pub fn answer_hits(
         )?;
         timings.short_answer_ms = span.prefill_ms + span.decode_ms;
         short_answer = answer::clean_short_answer(&span.text, question);
+        let mismatch = short_answer
+            .as_deref()
+            .and_then(|s| answer::short_answer_mismatch(question, s));
+        if let Some(why) = mismatch {
+            short_answer = None;
+            checked = answer::CheckedAnswer {
+                text: answer::ABSTAIN_TEXT.into(),
+                cited: Vec::new(),
+                abstained: true,
+                abstain_reason: Some(format!("{why}, so it does not answer the question")),
+                ..checked
+            };
+        }
     }
     // Latency counts the generations' own prefill and decode time rather than the wall time of
     // the calls, so a generation replayed from the eval cache reports what it cost when it ran.

@@ -187,22 +187,143 @@ pub fn question_words(question: &str) -> Vec<String> {
 /// A generated span, trimmed of punctuation at either end and of trailing words that only
 /// repeat the question or are stopwords ("Lee Jong-sup hosted the US commander" asked "Who
 /// hosted the US commander?" gives "Lee Jong-sup"); `None` when nothing with a letter or digit
-/// is left.
+/// is left. A trailing negation is kept ("He did not"). Leading words
+/// are kept even when the question has them: an answer often names what the question names
+/// ("the South Korean Cyber Operations Command" asked "Which South Korean body ...?").
 pub fn clean_short_answer(span: &str, question: &str) -> Option<String> {
     let asked = content_words(question);
     let punct = |c: char| c.is_whitespace() || matches!(c, ',' | ';' | ':' | '.' | '(' | ')');
+    let negation = |w: &str| matches!(w.to_lowercase().as_str(), "not" | "no" | "never" | "none");
     let mut t = span.trim_matches(punct);
     while let Some((head, last)) = t.rsplit_once(' ') {
         let w = content_words(last);
         let echo = w.is_empty() || w.iter().all(|x| asked.contains(x));
         // Trimmed only while what is left still adds a word of its own.
         let head_adds = content_words(head).iter().any(|x| !asked.contains(x));
-        if !echo || !head_adds || last.chars().any(|c| c.is_ascii_digit()) {
+        if !echo || !head_adds || negation(last) || last.chars().any(|c| c.is_ascii_digit()) {
             break;
         }
         t = head.trim_end_matches(punct);
     }
     t.chars().any(char::is_alphanumeric).then(|| t.to_string())
+}
+
+/// Why a short answer does not answer its question, if it does not; docqa then declines.
+///
+/// Two cases, both about the kind of answer rather than its truth:
+/// - it adds no content word to the question ("by North Korea" asked "What malware did North
+///   Korea plant?"), unless the question is a yes/no or either/or one, whose answers repeat it;
+/// - the question asks for a quantity ("how many", "how much", "how old", "what percentage")
+///   and the answer holds no number. ("How long" is left out: "a decade" answers it.)
+pub fn short_answer_mismatch(question: &str, short: &str) -> Option<String> {
+    let q = one_line(question).to_lowercase();
+    let first = q.split_whitespace().next().unwrap_or("");
+    let polar = POLAR_OPENERS.contains(&first);
+    let alternative = q.split_whitespace().any(|w| w == "or");
+    let asked = content_words(question);
+    if !polar && !alternative && content_words(short).is_subset(&asked) {
+        return Some(format!(
+            "the short answer \"{short}\" only repeats words of the question"
+        ));
+    }
+    let quantity = asks_quantity(&q);
+    if quantity && !has_number(short) {
+        return Some(format!(
+            "the question asks for a quantity and the short answer \"{short}\" holds no number"
+        ));
+    }
+    None
+}
+
+/// True when a clause of the lower-cased question opens with a quantity phrase, perhaps after
+/// a preposition ("How many ...", "By how much ...", "Counting X, how many ..."); "Who showed
+/// how much it cost?" asks for a person.
+fn asks_quantity(question: &str) -> bool {
+    const PHRASES: &[&str] = &[
+        "how many",
+        "how much",
+        "how old",
+        "what percentage",
+        "what percent",
+        "what number",
+        "what amount",
+    ];
+    question.split([',', ';', ':']).any(|clause| {
+        let words: Vec<&str> = clause.split_whitespace().take(3).collect();
+        let opens = |from: usize| {
+            words
+                .get(from..from + 2)
+                .is_some_and(|w| PHRASES.contains(&w.join(" ").as_str()))
+        };
+        opens(0) || opens(1)
+    })
+}
+
+/// First words of a question answered by yes or no.
+const POLAR_OPENERS: &[&str] = &[
+    "is", "are", "was", "were", "do", "does", "did", "has", "have", "had", "can", "could", "will",
+    "would", "should", "may", "might", "must",
+];
+
+/// True when `text` holds a digit or a number word.
+fn has_number(text: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+        "twenty",
+        "thirty",
+        "forty",
+        "fifty",
+        "sixty",
+        "seventy",
+        "eighty",
+        "ninety",
+        "hundred",
+        "thousand",
+        "million",
+        "billion",
+        "trillion",
+        "dozen",
+        "dozens",
+        "hundreds",
+        "thousands",
+        "millions",
+        "billions",
+        "several",
+        "few",
+        "many",
+        "once",
+        "twice",
+        "first",
+        "second",
+        "third",
+        "half",
+        "single",
+        "none",
+    ];
+    use unicode_segmentation::UnicodeSegmentation;
+    text.chars().any(|c| c.is_numeric())
+        || text
+            .unicode_words()
+            .any(|w| WORDS.contains(&w.to_lowercase().as_str()))
 }
 
 /// How a sentence came to be tied to a chunk.
@@ -344,7 +465,8 @@ pub fn check_answer(
         if text.trim().chars().all(|c| !c.is_alphanumeric()) {
             continue;
         }
-        let all_words = content_words(&text);
+        let mut all_words = content_words(&text);
+        all_words.retain(|w| !SOURCE_TALK.contains(&w.as_str()));
         let novel: BTreeSet<String> = all_words.difference(&question_words).cloned().collect();
         let words = if novel.is_empty() { all_words } else { novel };
         let overlap = |i: usize| -> f32 {
@@ -563,7 +685,21 @@ const STOPWORDS: &[&str] = &[
     "is", "are", "was", "were", "be", "been", "it", "its", "this", "that", "these", "those",
     "which", "who", "whom", "what", "when", "where", "how", "their", "they", "he", "she", "his",
     "her", "has", "have", "had", "not", "but", "also", "into", "than", "then", "there", "will",
-    "would", "can", "could", "about", "after", "before", "both", "during",
+    "would", "can", "could", "about", "after", "before", "both", "during", "yes", "no",
+];
+
+/// Words with which a sentence talks about its sources rather than the question ("as mentioned
+/// in source [3]", "according to the passage"): a claim is not checked on them, since a passage
+/// never says them of itself.
+const SOURCE_TALK: &[&str] = &[
+    "source",
+    "passage",
+    "document",
+    "text",
+    "mentioned",
+    "stated",
+    "according",
+    "cited",
 ];
 
 /// Lowercased content words (stopwords removed; a trailing plural `s` folded) for overlap.
@@ -627,6 +763,10 @@ mod tests {
         assert_eq!(
             clean_short_answer("the commander", q),
             Some("the commander".into())
+        );
+        assert_eq!(
+            clean_short_answer("not legally binding", "Is the pact legally binding?"),
+            Some("not legally binding".into())
         );
         assert_eq!(
             question_words("Who met Lee's  aide?"),
@@ -796,6 +936,58 @@ mod tests {
             first_supported(&a),
             Some(("Lee Jong-sup met Paul Nakasone.", 0))
         );
+    }
+
+    #[test]
+    fn polarity_and_talk_of_sources_are_not_claims_to_check() {
+        let mut p = passages();
+        p[0].text = "The arrangement is not legally binding on either party.".into();
+        let polar = check_answer(
+            "Is the arrangement legally binding?",
+            "Yes, the arrangement is not legally binding.",
+            &p,
+            &CheckConfig::default(),
+        );
+        assert!(!polar.abstained, "{:?}", polar.abstain_reason);
+        assert_eq!(polar.cited, vec![0]);
+        let talk = check_answer(
+            "Which exercise did South Korea join in October?",
+            "South Korea joined Cyber Flag, as mentioned in source [2].",
+            &p,
+            &CheckConfig::default(),
+        );
+        assert_eq!(talk.cited, vec![1], "{:?}", talk.dropped);
+        // Talk of sources does not make an unsupported claim supported.
+        let invented = check_answer(
+            "Which exercise did South Korea join in October?",
+            "South Korea joined Locked Shields, according to source [2].",
+            &p,
+            &CheckConfig::default(),
+        );
+        assert!(invented.abstained);
+    }
+
+    #[test]
+    fn a_short_answer_must_add_to_the_question_and_fit_its_kind() {
+        let q = "What malware did North Korea plant on government networks?";
+        assert!(short_answer_mismatch(q, "by North Korea")
+            .unwrap()
+            .contains("only repeats"));
+        assert!(short_answer_mismatch(q, "Andariel's loader").is_none());
+        // Yes/no and either/or questions are answered in their own words.
+        assert!(
+            short_answer_mismatch("Is the agreement legally binding?", "not legally binding")
+                .is_none()
+        );
+        assert!(short_answer_mismatch("Was it signed in Seoul or Washington?", "Seoul").is_none());
+        let how_many = "How many countries took part in the exercise?";
+        assert!(short_answer_mismatch(how_many, "Singapore and Canada")
+            .unwrap()
+            .contains("quantity"));
+        assert!(short_answer_mismatch(how_many, "25").is_none());
+        assert!(short_answer_mismatch(how_many, "twenty-five").is_none());
+        assert!(short_answer_mismatch("How much was committed?", "$2 million").is_none());
+        assert!(short_answer_mismatch("Who showed how much it cost?", "the auditor").is_none());
     }
 
     #[test]
