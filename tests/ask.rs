@@ -398,7 +398,7 @@ fn a_verification_margin_below_the_threshold_makes_docqa_decline() {
     let hits = index::retrieve(&index, embedder(), NAKASONE_Q, &cfg.retrieval).unwrap();
     let sentence = verbatim_sentence(&index, &hits);
     let run = |verdict: &'static str, cfg: &AskConfig| {
-        let mut g = Scripted::new(&[&format!("{sentence} [1]"), verdict]);
+        let mut g = Scripted::new(&[&format!("{sentence} [1]"), verdict, "General Paul Nakasone"]);
         let o = pipeline::ask(NAKASONE_Q, &index, embedder(), &mut g, cfg, &mut |_| {}).unwrap();
         (o, g.prompts.len())
     };
@@ -433,8 +433,9 @@ fn a_verification_margin_below_the_threshold_makes_docqa_decline() {
     assert_eq!(measured.verify_margin, Some(-4.0));
     assert_eq!(calls, 3);
 
+    // Without verification the second call is the short answer's.
     let off = AskConfig::default();
-    let (skipped, calls) = run("No", &off);
+    let (skipped, calls) = run("General Paul Nakasone", &off);
     assert!(!skipped.checked.abstained, "{:#?}", skipped.checked);
     assert_eq!(skipped.verify_margin, None);
     assert_eq!(calls, 2);
