@@ -502,3 +502,59 @@ fn prompt_injection_in_a_document_does_not_change_the_answer() {
     }
     assert_citations_check_out(&v, &corpus);
 }
+
+#[test]
+fn document_order_groups_passages_under_their_titles_and_keeps_citations_true() {
+    // Library level: real retrieval over seeds/, a generator that cites the passage it is shown
+    // first. With the passages grouped by document, [1] must still mean the chunk the prompt
+    // showed as [1].
+    let tmp = tempfile::tempdir().unwrap();
+    let index = seeds_index(tmp.path());
+    let cfg = AskConfig {
+        passage_order: docqa::answer::PassageOrder::Document,
+        ..AskConfig::default()
+    };
+    let ranked = index::retrieve(&index, embedder(), NAKASONE_Q, &cfg.retrieval).unwrap();
+    let first_doc = &index.chunks[ranked[0].index].doc;
+    let mut grouped: Vec<&index::Hit> = ranked
+        .iter()
+        .filter(|h| &index.chunks[h.index].doc == first_doc)
+        .collect();
+    grouped.sort_by_key(|h| index.chunks[h.index].start);
+    let sentence = verbatim_sentence(&index, &[grouped[0].clone()]);
+    let mut g = Scripted::new(&[&format!("{sentence} [1]"), "General Paul Nakasone"]);
+    let o = pipeline::ask(NAKASONE_Q, &index, embedder(), &mut g, &cfg, &mut |_| {}).unwrap();
+
+    // The same passages, grouped: each document's chunks together and in their order in it,
+    // documents in the order of their best hit.
+    let ids = |hits: &[index::Hit]| -> BTreeSet<usize> { hits.iter().map(|h| h.index).collect() };
+    assert_eq!(ids(&o.hits), ids(&ranked));
+    assert_eq!(o.hits[0].index, grouped[0].index);
+    let mut seen_docs = Vec::new();
+    for pair in o.hits.windows(2) {
+        let (a, b) = (&index.chunks[pair[0].index], &index.chunks[pair[1].index]);
+        if a.doc == b.doc {
+            assert!(a.start < b.start, "{} before {}", a.id, b.id);
+        } else {
+            seen_docs.push(a.doc.clone());
+            assert!(!seen_docs.contains(&b.doc), "{} split in two groups", b.doc);
+        }
+    }
+    // Each group opens with its document's title.
+    let user = &g.prompts[0].messages.last().unwrap().content;
+    let title = &index.chunks[o.hits[0].index].title;
+    assert!(
+        user.contains(&format!("Document: {title}\n[1] ")),
+        "prompt: {user}"
+    );
+    let docs: BTreeSet<_> = o.hits.iter().map(|h| &index.chunks[h.index].doc).collect();
+    assert_eq!(
+        user.matches("Document: ").count(),
+        docs.len(),
+        "prompt: {user}"
+    );
+    // [1] is the chunk shown first, and it supports the sentence.
+    assert!(!o.checked.abstained, "{:#?}", o.checked);
+    assert_eq!(o.checked.cited, vec![0], "{:#?}", o.checked);
+    assert_eq!(o.short_answer.as_deref(), Some("General Paul Nakasone"));
+}
