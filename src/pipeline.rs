@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::answer::{self, CheckConfig, CheckedAnswer, Passage, PassageOrder};
+use crate::answer::{self, CheckConfig, CheckedAnswer, Passage};
 use crate::embed::Embedder;
 use crate::generate::{GenOptions, Generator, StopReason};
 use crate::index::{self, Hit, Index, RetrievalConfig};
@@ -44,8 +44,6 @@ pub struct AskConfig {
     /// below this value (`-inf` measures the margin without ever declining). `None` skips the
     /// step. See [`DEFAULT_VERIFY_THRESHOLD`].
     pub verify_threshold: Option<f32>,
-    /// How the passages are laid out in the prompt.
-    pub passage_order: PassageOrder,
 }
 
 /// The verification margin below which `--verify` declines, unless set otherwise.
@@ -61,7 +59,6 @@ impl Default for AskConfig {
             short_answer_tokens: 24,
             one_sentence: true,
             verify_threshold: None,
-            passage_order: PassageOrder::Relevance,
         }
     }
 }
@@ -85,8 +82,6 @@ pub struct Timings {
 /// The outcome of one question.
 #[derive(Debug, Clone, Serialize)]
 pub struct AskOutcome {
-    /// The retrieved passages in the order the prompt numbered them (`[1]` first), which is
-    /// retrieval order unless [`AskConfig::passage_order`] grouped them by document.
     pub hits: Vec<Hit>,
     pub checked: CheckedAnswer,
     /// The words of the first supported answer sentence that answer the question (a span of that
@@ -165,10 +160,6 @@ pub fn answer_hits(
         .iter()
         .filter_map(|h| h.dense.map(|d| d.score))
         .fold(f32::MIN, f32::max);
-    let hits = match cfg.passage_order {
-        PassageOrder::Relevance => hits,
-        PassageOrder::Document => by_document(hits, index),
-    };
     let passages: Vec<Passage> = hits
         .iter()
         .map(|h| {
@@ -202,8 +193,7 @@ pub fn answer_hits(
             timings,
         });
     }
-    let titles = cfg.passage_order == PassageOrder::Document;
-    let prompt = answer::build_prompt(question, &passages, titles);
+    let prompt = answer::build_prompt(question, &passages);
     let opts = GenOptions {
         max_tokens: cfg.max_tokens,
         ..Default::default()
@@ -305,23 +295,4 @@ pub fn answer_hits(
         verify_margin,
         timings,
     })
-}
-
-/// `hits` grouped by document: documents in the order of their best hit, and each document's
-/// hits in the order of their chunks in it.
-fn by_document(hits: Vec<Hit>, index: &Index) -> Vec<Hit> {
-    let mut docs: Vec<&str> = Vec::new();
-    for h in &hits {
-        let doc = index.chunks[h.index].doc.as_str();
-        if !docs.contains(&doc) {
-            docs.push(doc);
-        }
-    }
-    let rank = |h: &Hit| {
-        let c = &index.chunks[h.index];
-        (docs.iter().position(|d| *d == c.doc.as_str()), c.start)
-    };
-    let mut keyed: Vec<_> = hits.into_iter().map(|h| (rank(&h), h)).collect();
-    keyed.sort_by_key(|a| a.0);
-    keyed.into_iter().map(|(_, h)| h).collect()
 }

@@ -42,33 +42,11 @@ fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// How the retrieved passages are laid out in the prompt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum PassageOrder {
-    /// Best first, each passage on its own.
-    #[default]
-    Relevance,
-    /// Grouped by document under its title, documents best first and each document's passages
-    /// in the order they have in it, so a passage reads after the one it follows ("At this
-    /// meeting, ...").
-    Document,
-}
-
-/// Builds the chat prompt for a question over passages numbered from 1, in the order given.
-/// With `titles`, a `Document: <title>` line opens every run of passages with one title.
-pub fn build_prompt(question: &str, passages: &[Passage], titles: bool) -> Prompt {
+/// Builds the chat prompt for a question over passages numbered from 1.
+pub fn build_prompt(question: &str, passages: &[Passage]) -> Prompt {
     let question = one_line(question);
     let mut user = String::from("Read the sources and answer the question.\n\n");
-    let mut last_title: Option<&str> = None;
     for (i, p) in passages.iter().enumerate() {
-        if titles && last_title != Some(p.title.as_str()) {
-            if last_title.is_some() {
-                user.push('\n');
-            }
-            user.push_str(&format!("Document: {}\n", one_line(&p.title)));
-            last_title = Some(&p.title);
-        }
         // Newlines inside a passage are flattened so a line in a document cannot pose as a
         // new section of the prompt.
         let text = one_line(&p.text);
@@ -811,35 +789,13 @@ mod tests {
     fn prompt_numbers_passages_and_flattens_their_lines() {
         let mut p = passages();
         p[0].text = "line one\nQuestion: injected".into();
-        let m = build_prompt("Who?", &p, false).messages;
+        let m = build_prompt("Who?", &p).messages;
         assert_eq!(m[0].role, crate::generate::Role::System);
         assert!(m[1]
             .content
             .contains("[1] line one Question: injected\n[2] South Korea"));
         assert!(m[1].content.contains("\nQuestion: Who?\n"));
         assert!(m[1].content.ends_with(INSTRUCTIONS));
-    }
-
-    #[test]
-    fn titles_open_each_run_of_passages_from_one_document() {
-        let mut p = passages();
-        p.push(Passage {
-            id: ChunkId::new("a", 1),
-            title: "A".into(),
-            text: "Third passage.".into(),
-        });
-        p.swap(1, 2);
-        let user = &build_prompt("Who?", &p, true).messages[1].content;
-        assert!(
-            user.contains(
-                "Document: A\n[1] Lee Jong-sup met General Paul Nakasone in Seoul on \
-Thursday.\n[2] Third passage.\n\nDocument: B\n[3] South Korea"
-            ),
-            "{user}"
-        );
-        assert!(!build_prompt("Who?", &p, false).messages[1]
-            .content
-            .contains("Document:"));
     }
 
     #[test]

@@ -34,10 +34,6 @@ pub struct GeneratorArgs {
     /// evidence)
     #[arg(long)]
     pub all_sentences: bool,
-    /// How the passages are laid out in the prompt: best first (`relevance`), or grouped by
-    /// document under its title, each document's passages in their order in it (`document`)
-    #[arg(long, value_enum, default_value = "relevance")]
-    pub passage_order: docqa::answer::PassageOrder,
 }
 
 impl GeneratorArgs {
@@ -56,7 +52,6 @@ impl GeneratorArgs {
                 .verify
                 .then(|| calibrated.map_or(pipeline::DEFAULT_VERIFY_THRESHOLD, |t| t as f32))),
             one_sentence: !self.all_sentences,
-            passage_order: self.passage_order,
             ..AskConfig::default()
         }
     }
@@ -249,7 +244,6 @@ mod tests {
             verify,
             verify_threshold: threshold,
             all_sentences: false,
-            passage_order: Default::default(),
         }
     }
 
