@@ -270,9 +270,10 @@ pub fn answer_hits(
         )?;
         timings.short_answer_ms = span.prefill_ms + span.decode_ms;
         short_answer = answer::clean_short_answer(&span.text, question);
-        let mismatch = short_answer
-            .as_deref()
-            .and_then(|s| answer::short_answer_mismatch(question, s));
+        let mismatch = short_answer.as_deref().and_then(|s| {
+            answer::short_answer_mismatch(question, s)
+                .or_else(|| answer::short_answer_unquoted(s, &passages))
+        });
         if let Some(why) = mismatch {
             short_answer = None;
             checked = answer::CheckedAnswer {

@@ -235,6 +235,34 @@ pub fn short_answer_mismatch(question: &str, short: &str) -> Option<String> {
     None
 }
 
+/// Why a short answer that holds a number is not grounded, if it is not: it must appear word
+/// for word (case and punctuation aside) in one of the passages. The sentence check already
+/// wants every number in the passage; this catches a date or figure put together from pieces
+/// that are there apart ("October 10th" from "in October" and "on the 10th").
+pub fn short_answer_unquoted(short: &str, passages: &[Passage]) -> Option<String> {
+    if !short.chars().any(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let words = |t: &str| -> String {
+        let spaced: String = t
+            .chars()
+            .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+            .collect::<String>()
+            .to_lowercase();
+        format!(
+            " {} ",
+            spaced.split_whitespace().collect::<Vec<_>>().join(" ")
+        )
+    };
+    let wanted = words(short);
+    if passages.iter().any(|p| words(&p.text).contains(&wanted)) {
+        return None;
+    }
+    Some(format!(
+        "the short answer \"{short}\" holds a number but no passage says it in those words"
+    ))
+}
+
 /// True when a clause of the lower-cased question opens with a quantity phrase, perhaps after
 /// a preposition ("How many ...", "By how much ...", "Counting X, how many ..."); "Who showed
 /// how much it cost?" asks for a person.
@@ -988,6 +1016,18 @@ mod tests {
         assert!(short_answer_mismatch(how_many, "twenty-five").is_none());
         assert!(short_answer_mismatch("How much was committed?", "$2 million").is_none());
         assert!(short_answer_mismatch("Who showed how much it cost?", "the auditor").is_none());
+        // A number must be quoted from a passage, not put together from its pieces.
+        let mut p = passages();
+        p[1].text = "The drill is in October. It was announced on the 10th.".into();
+        assert!(short_answer_unquoted("October 10th", &p)
+            .unwrap()
+            .contains("no passage"));
+        assert!(short_answer_unquoted("the 10th", &p).is_none());
+        assert!(short_answer_unquoted("In October", &p).is_none());
+        p[1].text = "It cost $1.2 billion (est.) in 2019.".into();
+        assert!(short_answer_unquoted("$1.2 billion", &p).is_none());
+        assert!(short_answer_unquoted("1.2 billion", &p).is_none());
+        assert!(short_answer_unquoted("12 billion", &p).is_some());
     }
 
     #[test]
