@@ -187,9 +187,9 @@ pub fn question_words(question: &str) -> Vec<String> {
 /// A generated span, trimmed of punctuation at either end and of trailing words that only
 /// repeat the question or are stopwords ("Lee Jong-sup hosted the US commander" asked "Who
 /// hosted the US commander?" gives "Lee Jong-sup"); `None` when nothing with a letter or digit
-/// is left. A trailing negation is kept ("He did not"). Leading words
-/// are kept even when the question has them: an answer often names what the question names
-/// ("the South Korean Cyber Operations Command" asked "Which South Korean body ...?").
+/// is left. A trailing negation is kept ("He did not"). Leading words are kept even when the
+/// question has them: an answer often names what the question names ("the South Korean Cyber
+/// Operations Command" asked "Which South Korean body ...?").
 pub fn clean_short_answer(span: &str, question: &str) -> Option<String> {
     let asked = content_words(question);
     let punct = |c: char| c.is_whitespace() || matches!(c, ',' | ';' | ':' | '.' | '(' | ')');
@@ -295,63 +295,15 @@ const POLAR_OPENERS: &[&str] = &[
 
 /// True when `text` holds a digit or a number word.
 fn has_number(text: &str) -> bool {
-    const WORDS: &[&str] = &[
-        "zero",
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "eleven",
-        "twelve",
-        "thirteen",
-        "fourteen",
-        "fifteen",
-        "sixteen",
-        "seventeen",
-        "eighteen",
-        "nineteen",
-        "twenty",
-        "thirty",
-        "forty",
-        "fifty",
-        "sixty",
-        "seventy",
-        "eighty",
-        "ninety",
-        "hundred",
-        "thousand",
-        "million",
-        "billion",
-        "trillion",
-        "dozen",
-        "dozens",
-        "hundreds",
-        "thousands",
-        "millions",
-        "billions",
-        "several",
-        "few",
-        "many",
-        "once",
-        "twice",
-        "first",
-        "second",
-        "third",
-        "half",
-        "single",
-        "none",
-    ];
+    const WORDS: &str = "zero one two three four five six seven eight nine ten eleven twelve \
+thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty \
+seventy eighty ninety hundred thousand million billion trillion dozen dozens hundreds thousands \
+millions billions several few many once twice first second third half single none";
     use unicode_segmentation::UnicodeSegmentation;
     text.chars().any(|c| c.is_numeric())
         || text
             .unicode_words()
-            .any(|w| WORDS.contains(&w.to_lowercase().as_str()))
+            .any(|w| WORDS.split(' ').any(|n| n == w.to_lowercase()))
 }
 
 /// How a sentence came to be tied to a chunk.
