@@ -322,7 +322,8 @@ fn invented_citation_is_removed_and_reported() {
     );
     let sentence = verbatim_sentence(&index, &hits);
     assert!(!sentence.contains('['), "{sentence:?}");
-    let mut generator = Scripted::new(&[&format!("{sentence} [1] [9]")]);
+    // The second reply is the short answer's.
+    let mut generator = Scripted::new(&[&format!("{sentence} [1] [9]"), "General Paul Nakasone"]);
     let outcome = pipeline::ask(
         NAKASONE_Q,
         &index,
