@@ -238,17 +238,11 @@ pub fn answer_hits(
         };
         verify_margin = Some(margin);
         if margin < threshold {
-            checked = answer::CheckedAnswer {
-                text: answer::ABSTAIN_TEXT.into(),
-                cited: Vec::new(),
-                abstained: true,
-                abstain_reason: Some(format!(
-                    "the model judged that passage [{}] does not state the drafted answer \
-                     (verification margin {margin:.2} < {threshold:.2})",
-                    source + 1
-                )),
-                ..checked
-            };
+            checked = checked.declined(format!(
+                "the model judged that passage [{}] does not state the drafted answer \
+                 (verification margin {margin:.2} < {threshold:.2})",
+                source + 1
+            ));
         }
     }
     let mut short_answer = None;
@@ -276,13 +270,7 @@ pub fn answer_hits(
         });
         if let Some(why) = mismatch {
             short_answer = None;
-            checked = answer::CheckedAnswer {
-                text: answer::ABSTAIN_TEXT.into(),
-                cited: Vec::new(),
-                abstained: true,
-                abstain_reason: Some(format!("{why}, so it does not answer the question")),
-                ..checked
-            };
+            checked = checked.declined(format!("{why}, so it does not answer the question"));
         }
     }
     // Latency counts the generations' own prefill and decode time rather than the wall time of

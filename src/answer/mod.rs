@@ -249,10 +249,7 @@ pub fn short_answer_unquoted(short: &str, passages: &[Passage]) -> Option<String
             .map(|c| if c.is_alphanumeric() { c } else { ' ' })
             .collect::<String>()
             .to_lowercase();
-        format!(
-            " {} ",
-            spaced.split_whitespace().collect::<Vec<_>>().join(" ")
-        )
+        format!(" {} ", one_line(&spaced))
     };
     let wanted = words(short);
     if passages.iter().any(|p| words(&p.text).contains(&wanted)) {
@@ -350,6 +347,20 @@ pub struct CheckedAnswer {
     pub dropped: Vec<DroppedCitation>,
     pub abstained: bool,
     pub abstain_reason: Option<String>,
+}
+
+impl CheckedAnswer {
+    /// This answer declined by a later check for `reason`: the user sees [`ABSTAIN_TEXT`] and no
+    /// sources, and the checked sentences stay for the reports.
+    pub fn declined(self, reason: String) -> Self {
+        Self {
+            text: ABSTAIN_TEXT.into(),
+            cited: Vec::new(),
+            abstained: true,
+            abstain_reason: Some(reason),
+            ..self
+        }
+    }
 }
 
 /// Thresholds of the checks, with the defaults docqa ships.
