@@ -217,8 +217,10 @@ impl WorkerPool {
         }
     }
 
-    /// Embeds `texts` split over the workers: texts are dealt out in order of length, so every
-    /// worker gets a similar share of long and short ones. Vectors come back in input order.
+    /// Embeds `texts` split over the workers. Texts are sorted by length and cut into requests
+    /// of [`super::WORKER_BATCH`]; each worker takes the next request as soon as it has answered
+    /// its last, so a worker on a core slowed by other load takes fewer and none waits for a
+    /// fixed share of the other's. Vectors come back in input order.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let mut workers = self
             .workers
@@ -230,41 +232,45 @@ impl WorkerPool {
         }
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| (texts[i].len(), i));
-        let n = workers.len();
-        let shares: Vec<Vec<usize>> = (0..n)
-            .map(|w| order.iter().copied().skip(w).step_by(n).collect())
-            .collect();
-        let results: Vec<Result<Vec<Vec<f32>>, EmbedError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = workers
-                .iter_mut()
-                .zip(&shares)
-                .map(|(worker, share)| {
-                    s.spawn(move || {
-                        let batch: Vec<&str> = share.iter().map(|&i| texts[i]).collect();
-                        if batch.is_empty() {
-                            Ok(Vec::new())
-                        } else {
-                            worker.request(&batch)
-                        }
+        let requests: Vec<&[usize]> = order.chunks(super::WORKER_BATCH).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results: Vec<Result<Vec<(usize, Vec<Vec<f32>>)>, EmbedError>> =
+            std::thread::scope(|s| {
+                let handles: Vec<_> = workers
+                    .iter_mut()
+                    .map(|worker| {
+                        let (next, requests) = (&next, &requests);
+                        s.spawn(move || {
+                            let mut answered = Vec::new();
+                            loop {
+                                let r = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                let Some(share) = requests.get(r) else {
+                                    return Ok(answered);
+                                };
+                                let batch: Vec<&str> = share.iter().map(|&i| texts[i]).collect();
+                                answered.push((r, worker.request(&batch)?));
+                            }
+                        })
                     })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(EmbedError::Worker("a worker call panicked".into()))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(EmbedError::Worker("a worker call panicked".into()))
+                        })
                     })
-                })
-                .collect()
-        });
+                    .collect()
+            });
         let mut out = vec![Vec::new(); texts.len()];
         let mut failed = None;
-        for (share, result) in shares.iter().zip(results) {
+        for result in results {
             match result {
-                Ok(vectors) => {
-                    for (&i, v) in share.iter().zip(vectors) {
-                        out[i] = v;
+                Ok(answered) => {
+                    for (r, vectors) in answered {
+                        for (&i, v) in requests[r].iter().zip(vectors) {
+                            out[i] = v;
+                        }
                     }
                 }
                 Err(e) => failed = Some(e),
