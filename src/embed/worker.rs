@@ -108,6 +108,9 @@ pub fn serve<E: Embedder>(
     Ok(())
 }
 
+/// A request's index among a call's requests, and its vectors.
+type Answered = (usize, Vec<Vec<f32>>);
+
 struct Worker {
     child: Child,
     stdin: ChildStdin,
@@ -234,34 +237,33 @@ impl WorkerPool {
         order.sort_by_key(|&i| (texts[i].len(), i));
         let requests: Vec<&[usize]> = order.chunks(super::WORKER_BATCH).collect();
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let results: Vec<Result<Vec<(usize, Vec<Vec<f32>>)>, EmbedError>> =
-            std::thread::scope(|s| {
-                let handles: Vec<_> = workers
-                    .iter_mut()
-                    .map(|worker| {
-                        let (next, requests) = (&next, &requests);
-                        s.spawn(move || {
-                            let mut answered = Vec::new();
-                            loop {
-                                let r = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                let Some(share) = requests.get(r) else {
-                                    return Ok(answered);
-                                };
-                                let batch: Vec<&str> = share.iter().map(|&i| texts[i]).collect();
-                                answered.push((r, worker.request(&batch)?));
-                            }
-                        })
+        let results: Vec<Result<Vec<Answered>, EmbedError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = workers
+                .iter_mut()
+                .map(|worker| {
+                    let (next, requests) = (&next, &requests);
+                    s.spawn(move || {
+                        let mut answered = Vec::new();
+                        loop {
+                            let r = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(share) = requests.get(r) else {
+                                return Ok(answered);
+                            };
+                            let batch: Vec<&str> = share.iter().map(|&i| texts[i]).collect();
+                            answered.push((r, worker.request(&batch)?));
+                        }
                     })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(EmbedError::Worker("a worker call panicked".into()))
-                        })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(EmbedError::Worker("a worker call panicked".into()))
                     })
-                    .collect()
-            });
+                })
+                .collect()
+        });
         let mut out = vec![Vec::new(); texts.len()];
         let mut failed = None;
         for result in results {
