@@ -636,18 +636,28 @@ pub fn split_sentences(text: &str) -> Vec<String> {
                 .take_while(|ch| ch.is_alphanumeric() || *ch == '.')
                 .collect();
             // "U.S." reads as "S.U" here: a dotted word of capitals is an initialism.
-            (word.chars().filter(|ch| ch.is_alphabetic()).count() <= 1 || word.contains('.'))
-                && word.chars().any(|ch| ch.is_uppercase())
+            let initialism = (word.chars().filter(|ch| ch.is_alphabetic()).count() <= 1
+                || word.contains('.'))
+                && word.chars().any(|ch| ch.is_uppercase());
+            // A title stands before a name ("Sen. Cory Gardner", "Gen. Paul Nakasone").
+            let title: String = word.chars().rev().collect();
+            initialism || TITLES.contains(&title.as_str())
         };
         if at_stop && !abbreviation {
-            // Pull following citation markers into this sentence.
+            // Pull following citation markers into this sentence, with a label before them
+            // ("... every year. Source: [2]").
             let mut j = i + 1;
+            let mut pulled = false;
             loop {
                 while j < chars.len() && chars[j] == ' ' {
                     j += 1;
                 }
+                if !pulled {
+                    j += source_label_len(&chars[j..]);
+                }
                 if j < chars.len() && chars[j] == '[' {
                     if let Some(k) = chars[j..].iter().position(|&x| x == ']') {
+                        pulled = true;
                         current.push(' ');
                         current.extend(&chars[j..=j + k]);
                         j += k + 1;
@@ -669,6 +679,33 @@ pub fn split_sentences(text: &str) -> Vec<String> {
         out.push(current.trim().to_string());
     }
     out
+}
+
+/// Abbreviated titles, which stand before a name and so never end a sentence.
+const TITLES: &[&str] = &[
+    "Mr", "Mrs", "Ms", "Dr", "Prof", "Sen", "Rep", "Gov", "Pres", "Gen", "Lt", "Col", "Maj",
+    "Capt", "Cmdr", "Adm", "Sgt", "Rev", "Hon", "St", "Mt", "Ft",
+];
+
+/// The length of a source label that opens `rest` and introduces citation markers ("Source:
+/// [2]", "Sources [1][3]"), or 0 when `rest` does not open with one.
+fn source_label_len(rest: &[char]) -> usize {
+    let word: String = rest.iter().take_while(|c| c.is_alphabetic()).collect();
+    if !matches!(word.to_lowercase().as_str(), "source" | "sources") {
+        return 0;
+    }
+    let mut n = word.chars().count();
+    if rest.get(n) == Some(&':') {
+        n += 1;
+    }
+    while rest.get(n) == Some(&' ') {
+        n += 1;
+    }
+    if rest.get(n) == Some(&'[') {
+        n
+    } else {
+        0
+    }
 }
 
 const STOPWORDS: &[&str] = &[
@@ -897,6 +934,24 @@ mod tests {
                 "The U.S. Cyber Command signed it. [1]",
                 "Then, in May, more. [2] [3]",
                 "The U.S. [1] Army too."
+            ]
+        );
+        assert_eq!(
+            split_sentences("Sen. Cory Gardner chairs it. [1] Gen. Lee agreed. Mr. Kim left."),
+            vec![
+                "Sen. Cory Gardner chairs it. [1]",
+                "Gen. Lee agreed.",
+                "Mr. Kim left."
+            ]
+        );
+        assert_eq!(
+            split_sentences(
+                "It began in 2011. Source: [2] Sources [1][3] follow. The sources differ."
+            ),
+            vec![
+                "It began in 2011. [2]",
+                "Sources [1][3] follow.",
+                "The sources differ."
             ]
         );
     }
