@@ -405,15 +405,17 @@ pub fn is_refusal(reply: &str) -> bool {
 
 /// The reply without a last sentence that generation cut off at the token limit: a half
 /// sentence ("... to bolster") is neither a claim nor checkable. Keeps everything up to the
-/// last sentence end (`.`, `!`, `?`, or a citation marker after one); a reply with no sentence
-/// end is kept whole.
+/// last sentence end (`.`, `!`, `?`, or a citation marker after one; a full stop that closes
+/// an abbreviation is none, as in [`split_sentences`]); a reply with no sentence end is kept
+/// whole.
 pub fn drop_unfinished_tail(reply: &str) -> &str {
     let trimmed = reply.trim_end();
     let mut end = None;
     for (i, c) in trimmed.char_indices() {
         let next = trimmed[i + c.len_utf8()..].chars().next();
         let boundary = next.is_none_or(|n| n.is_whitespace());
-        if boundary && matches!(c, '.' | '!' | '?' | ']' | '"' | '\u{201d}') {
+        let abbreviation = c == '.' && ends_abbreviation(&trimmed[..=i]);
+        if boundary && !abbreviation && matches!(c, '.' | '!' | '?' | ']' | '"' | '\u{201d}') {
             end = Some(i + c.len_utf8());
         }
     }
@@ -626,38 +628,21 @@ pub fn split_sentences(text: &str) -> Vec<String> {
             && chars
                 .get(i + 1)
                 .is_none_or(|n| n.is_whitespace() || *n == '[');
-        // A full stop after a single capital letter or a number (e.g. "U.S.", "No. 3") is
-        // not a sentence end.
-        let abbreviation = c == '.' && {
-            let word: String = current
-                .trim_end_matches('.')
-                .chars()
-                .rev()
-                .take_while(|ch| ch.is_alphanumeric() || *ch == '.')
-                .collect();
-            // "U.S." reads as "S.U" here: a dotted word of capitals is an initialism.
-            let initialism = (word.chars().filter(|ch| ch.is_alphabetic()).count() <= 1
-                || word.contains('.'))
-                && word.chars().any(|ch| ch.is_uppercase());
-            // A title stands before a name ("Sen. Cory Gardner", "Gen. Paul Nakasone").
-            let title: String = word.chars().rev().collect();
-            initialism || TITLES.contains(&title.as_str())
-        };
-        if at_stop && !abbreviation {
+        if at_stop && !(c == '.' && ends_abbreviation(&current)) {
             // Pull following citation markers into this sentence, with a label before them
             // ("... every year. Source: [2]").
-            let mut j = i + 1;
-            let mut pulled = false;
-            loop {
+            let skip_spaces = |mut j: usize| {
                 while j < chars.len() && chars[j] == ' ' {
                     j += 1;
                 }
-                if !pulled {
-                    j += source_label_len(&chars[j..]);
-                }
+                j
+            };
+            let mut j = skip_spaces(i + 1);
+            j += source_label_len(&chars[j..]);
+            loop {
+                j = skip_spaces(j);
                 if j < chars.len() && chars[j] == '[' {
                     if let Some(k) = chars[j..].iter().position(|&x| x == ']') {
-                        pulled = true;
                         current.push(' ');
                         current.extend(&chars[j..=j + k]);
                         j += k + 1;
@@ -679,6 +664,24 @@ pub fn split_sentences(text: &str) -> Vec<String> {
         out.push(current.trim().to_string());
     }
     out
+}
+
+/// True when the full stop that ends `text` closes an abbreviation, not a sentence: after a
+/// single capital letter or a number ("J.", "No. 3"), a dotted initialism ("U.S."), or a title
+/// that stands before a name ("Sen. Cory Gardner", "Gen. Paul Nakasone").
+fn ends_abbreviation(text: &str) -> bool {
+    let head = text.trim_end_matches('.');
+    let start = head
+        .char_indices()
+        .rev()
+        .take_while(|(_, ch)| ch.is_alphanumeric() || *ch == '.')
+        .last()
+        .map_or(head.len(), |(i, _)| i);
+    let word = &head[start..];
+    let initialism = (word.chars().filter(|ch| ch.is_alphabetic()).count() <= 1
+        || word.contains('.'))
+        && word.chars().any(|ch| ch.is_uppercase());
+    initialism || TITLES.contains(&word)
 }
 
 /// Abbreviated titles, which stand before a name and so never end a sentence.
@@ -920,6 +923,10 @@ mod tests {
         assert_eq!(
             drop_unfinished_tail("The U.S. Army. Then the"),
             "The U.S. Army."
+        );
+        assert_eq!(
+            drop_unfinished_tail("Gen. Paul Nakasone met Lee. Sen. Cory"),
+            "Gen. Paul Nakasone met Lee."
         );
     }
 
