@@ -227,7 +227,7 @@ pub fn answer_hits(
         };
         let verdict = clock.generate(
             generator,
-            &answer::verify_prompt(question, &passages[source].text, sentence),
+            &answer::verify_prompt(&passages[source].text, sentence),
             &opts,
             &mut |_| {},
         )?;

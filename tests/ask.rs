@@ -1,7 +1,7 @@
 //! `docqa ask` end to end with the real default models (all-MiniLM-L6-v2 and
-//! Qwen2.5-Coder-0.5B-Instruct, fetched into the model cache on first use): determinism,
-//! abstention, the citation contract of `--json`, invented citations, and prompt injection from
-//! a document. Temporary corpora get their own `--index` so the shared cache's index of seeds/ is
+//! Qwen2.5-Coder-1.5B-Instruct, fetched into the model cache on first use): determinism,
+//! abstention (verification included), the citation contract of `--json`, invented citations,
+//! and prompt injection from a document. Temporary corpora get their own `--index` so the shared cache's index of seeds/ is
 //! not disturbed. Each ask costs seconds of CPU: run with `--test-threads=1`.
 
 use std::collections::BTreeSet;
@@ -20,6 +20,9 @@ use common::embedder;
 
 const NAKASONE_Q: &str = "Who did South Korea's defense minister meet in Seoul?";
 const FIFA_Q: &str = "Who won the 2022 FIFA World Cup?";
+/// A near miss (seeds eval, seeds-064): the articles name the US Cyber Command's head and
+/// South Korea's Cyber Operations Command, never that command's own commander.
+const NEAR_MISS_Q: &str = "Who is the commander of South Korea's Cyber Operations Command?";
 /// The article that answers [`NAKASONE_Q`].
 const NAKASONE_FILE: &str = "000_b48ef8e451107e2d.txt";
 /// The paragraph of [`NAKASONE_FILE`] that holds the answer.
@@ -222,6 +225,39 @@ fn answerable_question_is_answered_with_checked_citations() {
         short.len() < answer.len() / 2,
         "short answer {short:?} is not short"
     );
+}
+
+#[test]
+fn the_default_generator_verifies_answers_and_no_verify_skips_it() {
+    let v = nakasone_over_seeds();
+    let margin = v["verify_margin"].as_f64();
+    assert!(
+        margin.is_some_and(f64::is_finite),
+        "the answer was not verified: {v:#}"
+    );
+    let threshold = docqa::models::Registry::builtin()
+        .get(docqa::models::DEFAULT_GENERATOR)
+        .unwrap()
+        .verify_threshold
+        .unwrap();
+    assert!(margin.unwrap() >= threshold, "{v:#}");
+    let skipped = ask_json(NAKASONE_Q, &["--no-verify".as_ref()]);
+    assert!(skipped["verify_margin"].is_null(), "{skipped:#}");
+    assert_eq!(skipped["answer"], v["answer"]);
+}
+
+#[test]
+fn verification_declines_a_near_miss_that_the_citation_check_lets_through() {
+    // Without verification the draft passes every grounded check: it names a person the cited
+    // passage names, in a sentence that restates the question.
+    let unverified = ask_json(NEAR_MISS_Q, &["--no-verify".as_ref()]);
+    assert_eq!(unverified["abstained"], false, "{unverified:#}");
+    let v = ask_json(NEAR_MISS_Q, &[]);
+    assert_eq!(v["abstained"], true, "{v:#}");
+    assert_eq!(str_field(&v, "answer"), ABSTAIN_TEXT);
+    let reason = str_field(&v, "abstain_reason");
+    assert!(reason.contains("verification margin"), "{reason}");
+    assert!(array_field(&v, "citations").is_empty(), "{v:#}");
 }
 
 /// A generator that gives its replies in turn, repeating the last one, and remembers the prompts

@@ -19,15 +19,24 @@ pub struct GeneratorArgs {
     /// Maximum tokens to generate
     #[arg(long, default_value_t = AskConfig::default().max_tokens)]
     pub max_tokens: usize,
-    /// Verify each answer: the model judges, in a separate prompt, whether the passage the
-    /// answer stands on states it, and docqa declines when the margin log P(Yes) - log P(No)
-    /// falls below the threshold (README, "Verification")
-    #[arg(long)]
+    /// Verify each answer even with a generator that has no calibrated threshold (then 0). A
+    /// generator with one (see `docqa models list --json`) verifies by default: the model
+    /// judges, in a separate prompt, whether the passage the answer stands on states the drafted
+    /// sentence, and docqa declines when the margin log P(Yes) - log P(No) falls below the
+    /// threshold (README, "Verification")
+    #[arg(long, conflicts_with = "no_verify")]
     pub verify: bool,
-    /// The verification margin below which --verify declines (default: the generator's
-    /// calibrated threshold, see `docqa models list --json`, else 0); `-inf` reports the margin
-    /// and never declines (implies --verify)
-    #[arg(long, value_name = "MARGIN", allow_hyphen_values = true)]
+    /// Skip verification (faster; near-miss questions then get confident wrong answers more often)
+    #[arg(long)]
+    pub no_verify: bool,
+    /// The verification margin below which docqa declines (default: the generator's calibrated
+    /// threshold, else 0); `-inf` reports the margin and never declines (implies --verify)
+    #[arg(
+        long,
+        value_name = "MARGIN",
+        allow_hyphen_values = true,
+        conflicts_with = "no_verify"
+    )]
     pub verify_threshold: Option<f32>,
     /// Check and show every sentence of the draft, not only the first (the prompt asks for one
     /// sentence; what a model adds after it is mostly filler citing passages that are not
@@ -37,20 +46,26 @@ pub struct GeneratorArgs {
 }
 
 impl GeneratorArgs {
-    /// The ask settings these flags and `retrieval` resolve to; `--verify` alone uses the
-    /// generator's calibrated verification threshold (`calibrated`, from its manifest) when it
-    /// has one.
+    /// The ask settings these flags and `retrieval` resolve to. Verification runs unless
+    /// `--no-verify`: at `--verify-threshold`, else at the generator's calibrated threshold
+    /// (`calibrated`, from its manifest), else at [`pipeline::DEFAULT_VERIFY_THRESHOLD`] when
+    /// `--verify` asks for it; a generator without a calibrated threshold skips it by default.
     pub fn ask_config(
         &self,
         retrieval: docqa::index::RetrievalConfig,
         calibrated: Option<f64>,
     ) -> AskConfig {
+        let verify_threshold = if self.no_verify {
+            None
+        } else {
+            self.verify_threshold
+                .or(calibrated.map(|t| t as f32))
+                .or(self.verify.then_some(pipeline::DEFAULT_VERIFY_THRESHOLD))
+        };
         AskConfig {
             retrieval,
             max_tokens: self.max_tokens,
-            verify_threshold: self.verify_threshold.or(self
-                .verify
-                .then(|| calibrated.map_or(pipeline::DEFAULT_VERIFY_THRESHOLD, |t| t as f32))),
+            verify_threshold,
             one_sentence: !self.all_sentences,
             ..AskConfig::default()
         }
@@ -237,40 +252,54 @@ pub fn to_json(
 mod tests {
     use super::*;
 
-    fn args(verify: bool, threshold: Option<f32>) -> GeneratorArgs {
+    fn args(verify: bool, no_verify: bool, threshold: Option<f32>) -> GeneratorArgs {
         GeneratorArgs {
             model: docqa::models::DEFAULT_GENERATOR.into(),
             max_tokens: 96,
             verify,
+            no_verify,
             verify_threshold: threshold,
             all_sentences: false,
         }
     }
 
     #[test]
-    fn verify_uses_the_calibrated_threshold_unless_one_is_given() {
+    fn verification_follows_the_calibrated_threshold_unless_told_otherwise() {
         let r = docqa::index::RetrievalConfig::default;
+        let threshold = |verify, no_verify, given, calibrated| {
+            args(verify, no_verify, given)
+                .ask_config(r(), calibrated)
+                .verify_threshold
+        };
+        // On by default at the calibrated threshold; off by default without one.
+        assert_eq!(threshold(false, false, None, Some(-0.8)), Some(-0.8));
+        assert_eq!(threshold(false, false, None, None), None);
+        // --verify turns it on without a calibration; --no-verify turns it off.
         assert_eq!(
-            args(false, None)
-                .ask_config(r(), Some(-0.8))
-                .verify_threshold,
-            None
-        );
-        assert_eq!(
-            args(true, None)
-                .ask_config(r(), Some(-0.8))
-                .verify_threshold,
-            Some(-0.8)
-        );
-        assert_eq!(
-            args(true, None).ask_config(r(), None).verify_threshold,
+            threshold(true, false, None, None),
             Some(pipeline::DEFAULT_VERIFY_THRESHOLD)
         );
-        assert_eq!(
-            args(false, Some(1.5))
-                .ask_config(r(), Some(-0.8))
-                .verify_threshold,
-            Some(1.5)
+        assert_eq!(threshold(false, true, None, Some(-0.8)), None);
+        // A given threshold wins.
+        assert_eq!(threshold(false, false, Some(1.5), Some(-0.8)), Some(1.5));
+        assert_eq!(threshold(false, false, Some(1.5), None), Some(1.5));
+    }
+
+    #[test]
+    fn no_verify_conflicts_with_a_threshold() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            gen: GeneratorArgs,
+        }
+        assert!(Cli::try_parse_from(["t", "--no-verify", "--verify-threshold", "1"]).is_err());
+        assert!(Cli::try_parse_from(["t", "--no-verify", "--verify"]).is_err());
+        assert!(
+            Cli::try_parse_from(["t", "--no-verify"])
+                .unwrap()
+                .gen
+                .no_verify
         );
     }
 

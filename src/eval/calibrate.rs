@@ -1,6 +1,7 @@
 //! Calibrating the verification threshold: how well the verification margin separates
-//! questions the corpus answers from those it does not, and which threshold keeps wrongly
-//! declined answerable questions within a budget. Pure functions over eval results.
+//! questions the corpus answers from those it does not, which threshold keeps wrongly declined
+//! answerable questions within a budget, and the highest threshold that declines no correctly
+//! answered question. Pure functions over eval results.
 
 use serde::Serialize;
 
@@ -16,6 +17,14 @@ pub struct Judged {
     pub declined_anyway: bool,
     /// The verification margin, when verification ran.
     pub margin: Option<f32>,
+    /// Answered correctly (see [`is_correct`]); only answerable questions can be.
+    pub correct: bool,
+}
+
+/// Whether an answer counts as correct for calibration: it contains a gold answer, or its short
+/// answer scores token F1 >= 0.5 against one.
+pub fn is_correct(contains: Option<f64>, f1: Option<f64>) -> bool {
+    contains.is_some_and(|c| c >= 1.0) || f1.is_some_and(|f| f >= 0.5)
 }
 
 /// What one threshold does: it declines every answer whose margin is below it.
@@ -38,6 +47,14 @@ pub struct Calibration {
     pub budget: f64,
     /// The highest threshold that declines at most `budget` of answerable questions.
     pub proposed: Option<ThresholdPoint>,
+    /// Correctly answered questions with a margin.
+    pub correct_judged: usize,
+    /// The highest threshold that declines none of them: verification then only overrules
+    /// answers judged less likely than every correct one seen. What the shipped thresholds use
+    /// (a budget on all answerable questions spends itself on wrong answers, whose declining is
+    /// a gain, and a threshold so chosen on one corpus declined many correct answers on
+    /// another).
+    pub keeps_correct: Option<ThresholdPoint>,
 }
 
 /// Probability that a value of `pos` exceeds a value of `neg`, ties counting half; `None`
@@ -100,6 +117,7 @@ pub fn judged_results(results: &[super::runner::QuestionResult]) -> Vec<Judged> 
             answerable: r.kind.is_answerable(),
             declined_anyway: r.abstained && r.verify_margin.is_none(),
             margin: r.verify_margin,
+            correct: is_correct(r.contains, r.f1),
         })
         .collect()
 }
@@ -114,15 +132,28 @@ pub fn calibrate(cases: &[Judged], budget: f64) -> Calibration {
             .collect()
     };
     let (pos, neg) = (margins(true), margins(false));
-    let proposed = curve(cases)
-        .into_iter()
-        .rfind(|p| p.answerable_declined <= budget + 1e-12);
+    let points = curve(cases);
+    let proposed = points
+        .iter()
+        .rfind(|p| p.answerable_declined <= budget + 1e-12)
+        .copied();
+    let correct: Vec<f32> = cases
+        .iter()
+        .filter(|c| c.correct && !c.declined_anyway)
+        .filter_map(|c| c.margin)
+        .collect();
+    // The curve's thresholds are the margins themselves, and a margin equal to the threshold is
+    // kept: the lowest correct margin is the highest threshold that keeps them all.
+    let lowest = correct.iter().copied().fold(f32::INFINITY, f32::min);
+    let keeps_correct = points.iter().rfind(|p| p.threshold <= lowest).copied();
     Calibration {
         answerable_judged: pos.len(),
         unanswerable_judged: neg.len(),
         auc: auc(&pos, &neg),
         budget,
         proposed,
+        correct_judged: correct.len(),
+        keeps_correct: keeps_correct.filter(|_| !correct.is_empty()),
     }
 }
 
@@ -135,7 +166,44 @@ mod tests {
             answerable,
             declined_anyway: margin.is_none(),
             margin,
+            correct: false,
         }
+    }
+
+    fn correct(margin: f32) -> Judged {
+        Judged {
+            correct: true,
+            ..judged(true, Some(margin))
+        }
+    }
+
+    #[test]
+    fn keeping_every_correct_answer_stops_at_the_lowest_correct_margin() {
+        let cases = [
+            correct(2.0),
+            correct(-1.2),
+            judged(true, Some(-1.6)),
+            judged(false, Some(-2.0)),
+            judged(false, Some(-1.2)),
+            judged(false, Some(3.0)),
+        ];
+        let cal = calibrate(&cases, 0.1);
+        let k = cal.keeps_correct.unwrap();
+        assert_eq!(cal.correct_judged, 2);
+        // -1.2 declines the wrong answer (-1.6) and one unanswerable (-2.0); the tie is kept.
+        assert_eq!(k.threshold, -1.2);
+        assert_eq!(k.answerable_declined, 1.0 / 3.0);
+        assert_eq!(k.unanswerable_declined, 1.0 / 3.0);
+        // With no correct answer there is nothing to keep, so no proposal.
+        assert_eq!(calibrate(&cases[2..], 0.1).keeps_correct, None);
+    }
+
+    #[test]
+    fn correct_means_contained_or_f1_of_a_half() {
+        assert!(is_correct(Some(1.0), Some(0.0)));
+        assert!(is_correct(Some(0.0), Some(0.5)));
+        assert!(!is_correct(Some(0.0), Some(0.49)));
+        assert!(!is_correct(None, None));
     }
 
     #[test]

@@ -161,9 +161,17 @@ pub fn calibration_line(c: &super::calibrate::Calibration) -> String {
             c.budget
         ),
     };
+    let keeping = match &c.keeps_correct {
+        Some(p) => format!(
+            "threshold {:.3} keeps all {} correct answers and would decline {:.3} of answerable \
+             and {:.3} of unanswerable questions",
+            p.threshold, c.correct_judged, p.answerable_declined, p.unanswerable_declined
+        ),
+        None => "no correct answer was judged".to_string(),
+    };
     format!(
         "verification margins: AUC {auc} over {} answerable and {} unanswerable judged answers; \
-         {proposal} (budget {:.2})",
+         {proposal} (budget {:.2}); {keeping}",
         c.answerable_judged, c.unanswerable_judged, c.budget
     )
 }
