@@ -144,8 +144,11 @@ pub fn calibrate(cases: &[Judged], budget: f64) -> Calibration {
         .collect();
     // The curve's thresholds are the margins themselves, and a margin equal to the threshold is
     // kept: the lowest correct margin is the highest threshold that keeps them all.
-    let lowest = correct.iter().copied().fold(f32::INFINITY, f32::min);
-    let keeps_correct = points.iter().rfind(|p| p.threshold <= lowest).copied();
+    let keeps_correct = correct
+        .iter()
+        .copied()
+        .reduce(f32::min)
+        .and_then(|lowest| points.iter().rfind(|p| p.threshold <= lowest).copied());
     Calibration {
         answerable_judged: pos.len(),
         unanswerable_judged: neg.len(),
@@ -153,7 +156,7 @@ pub fn calibrate(cases: &[Judged], budget: f64) -> Calibration {
         budget,
         proposed,
         correct_judged: correct.len(),
-        keeps_correct: keeps_correct.filter(|_| !correct.is_empty()),
+        keeps_correct,
     }
 }
 
