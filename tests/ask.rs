@@ -2,7 +2,8 @@
 //! Qwen2.5-Coder-1.5B-Instruct, fetched into the model cache on first use): determinism,
 //! abstention (verification included), the citation contract of `--json`, invented citations,
 //! and prompt injection from a document. Temporary corpora get their own `--index` so the
-//! shared cache's index of seeds/ is not disturbed. Each ask costs seconds of CPU: run with `--test-threads=1`.
+//! shared cache's index of seeds/ is not disturbed. Each ask costs seconds of CPU: run with
+//! `--test-threads=1`.
 
 use std::collections::BTreeSet;
 use std::fs;
