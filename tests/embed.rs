@@ -1,5 +1,6 @@
-//! The candle BERT embedder against the reference: all-MiniLM-L6-v2 as sentence-transformers
-//! runs it (mean pooling over the attention mask, L2 normalisation, 256-token truncation).
+//! The BERT embedder against the references: all-MiniLM-L6-v2 as sentence-transformers runs it
+//! (mean pooling over the attention mask, L2 normalisation, 256-token truncation), and docqa's
+//! own forward pass (`docqa::embed::bert`) against candle-transformers' `BertModel`.
 //! tests/golden/minilm_embeddings.json was written by scripts/golden_embeddings.py from the
 //! same cached model files; run with DOCQA_CACHE set to reuse an existing model cache.
 
@@ -280,4 +281,68 @@ fn a_worker_given_missing_model_files_reports_them() {
     );
     let err = pool.embed(&["a", "b"]).unwrap_err().to_string();
     assert!(err.contains("/nonexistent/config.json"), "{err}");
+}
+
+/// Last-layer hidden states against candle-transformers' BERT.
+const CANDLE_TOL: f32 = 1e-4;
+
+#[test]
+fn the_forward_pass_matches_candle_transformers_bert_token_by_token() {
+    use candle_core::{DType, Device, Tensor};
+    use candle_transformers::models::bert::{BertModel, Config};
+    use docqa::embed::bert::{Bert, BertConfig, Scratch};
+
+    let m = common::embedder_model();
+    let config = std::fs::read_to_string(m.path("config.json")).unwrap();
+    let weights = m.path("model.safetensors");
+    let reference = {
+        let cfg: Config = serde_json::from_str(&config).unwrap();
+        // SAFETY: the cached weights are not modified while the test runs.
+        let vb = unsafe {
+            candle_nn::VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &Device::Cpu)
+        }
+        .unwrap();
+        BertModel::load(vb, &cfg).unwrap()
+    };
+    let ours = Bert::load(weights, &serde_json::from_str::<BertConfig>(&config).unwrap()).unwrap();
+
+    let mut tok = tokenizers::Tokenizer::from_file(m.path("tokenizer.json")).unwrap();
+    tok.with_padding(None);
+    tok.with_truncation(Some(tokenizers::TruncationParams {
+        max_length: MAX_TOKENS,
+        ..Default::default()
+    }))
+    .unwrap();
+    let texts = golden_texts();
+    let ids: Vec<Vec<u32>> = texts
+        .iter()
+        .map(|t| tok.encode(*t, true).unwrap().get_ids().to_vec())
+        .collect();
+    let refs: Vec<&[u32]> = ids.iter().map(Vec::as_slice).collect();
+    // All texts in one unpadded pass, so attention must stay inside each text.
+    let mut scratch = Scratch::default();
+    let got = ours.forward(&refs, &mut scratch).to_vec();
+    let mut row = 0;
+    let mut worst = 0.0f32;
+    for (text, t) in texts.iter().zip(&ids) {
+        let input = Tensor::new(t.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+        let want: Vec<f32> = reference
+            .forward(&input, &input.zeros_like().unwrap(), None)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let ours = &got[row * DIM..(row + t.len()) * DIM];
+        let d = max_abs_diff(ours, &want);
+        assert!(
+            d <= CANDLE_TOL,
+            "hidden states differ by {d:e} for {:?}",
+            snippet(text)
+        );
+        worst = worst.max(d);
+        row += t.len();
+    }
+    assert_eq!(row * DIM, got.len());
+    eprintln!("hidden states: max abs diff {worst:e} against candle-transformers");
 }

@@ -1,15 +1,18 @@
-//! Sentence embeddings for dense retrieval: the [`Embedder`] trait and its candle BERT
-//! implementation (all-MiniLM-L6-v2: attention-mask mean pooling, then L2 normalisation).
+//! Sentence embeddings for dense retrieval: the [`Embedder`] trait and its BERT implementation
+//! (all-MiniLM-L6-v2: mean pooling over each text's tokens, then L2 normalisation; the forward
+//! pass is [`bert`]).
 //! Called by the index builder and by query-time retrieval; takes file paths, never the CLI.
 
+pub mod bert;
 pub mod worker;
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use std::sync::Mutex;
+
 use tokenizers::{Tokenizer, TruncationParams};
+
+use bert::{Bert, BertConfig, Scratch};
 
 use crate::models::LocalModel;
 
@@ -49,9 +52,10 @@ pub trait Embedder {
 pub const MAX_TOKENS: usize = 256;
 
 pub struct BertEmbedder {
-    model: BertModel,
+    model: Bert,
+    /// Buffers reused by every forward pass of this embedder.
+    scratch: Mutex<Scratch>,
     tokenizer: Tokenizer,
-    device: Device,
     dim: usize,
     batch: usize,
     /// The files it was loaded from and its id, for the index header and for worker processes
@@ -93,7 +97,7 @@ impl BertEmbedder {
         };
         let config_text = std::fs::read_to_string(config)
             .map_err(|e| load_err("config", config, e.to_string()))?;
-        let cfg: Config = serde_json::from_str(&config_text)
+        let cfg: BertConfig = serde_json::from_str(&config_text)
             .map_err(|e| load_err("config", config, e.to_string()))?;
         let mut tok = Tokenizer::from_file(tokenizer)
             .map_err(|e| load_err("tokenizer", tokenizer, e.to_string()))?;
@@ -105,17 +109,12 @@ impl BertEmbedder {
             ..Default::default()
         }))
         .map_err(|e| load_err("tokenizer", tokenizer, e.to_string()))?;
-        let device = Device::Cpu;
-        // SAFETY: the weights file is verified by sha256 in the model cache and not modified
-        // while docqa runs.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device) }
-            .map_err(|e| load_err("weights", weights, e.to_string()))?;
         let model =
-            BertModel::load(vb, &cfg).map_err(|e| load_err("weights", weights, e.to_string()))?;
+            Bert::load(weights, &cfg).map_err(|e| load_err("weights", weights, e.to_string()))?;
         Ok(Self {
             model,
+            scratch: Mutex::new(Scratch::default()),
             tokenizer: tok,
-            device,
             dim: cfg.hidden_size,
             files: worker::WorkerModel {
                 weights: weights.to_path_buf(),
@@ -172,40 +171,17 @@ impl BertEmbedder {
         self
     }
 
-    /// Texts of similar length through the model together: the batch is padded to its longest
-    /// text and the padding masked out of attention and of the mean. Callers sort by length
-    /// first (see [`Embedder::embed`]), so padding stays small while the matrix products get
-    /// rows enough to use every core.
+    /// Texts through the model together. They are not padded (each attends over its own
+    /// tokens), so batching only gives the matrix products more rows; texts are still grouped
+    /// by length (see [`Embedder::embed`]).
     fn embed_batch(
         &self,
         encodings: &[&tokenizers::Encoding],
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let len = encodings
-            .iter()
-            .map(|e| e.get_ids().len())
-            .max()
-            .unwrap_or(0);
-        let n = encodings.len();
-        let mut ids = vec![0u32; n * len];
-        let mut mask = vec![0u32; n * len];
-        for (row, e) in encodings.iter().enumerate() {
-            let t = e.get_ids();
-            ids[row * len..row * len + t.len()].copy_from_slice(t);
-            mask[row * len..row * len + t.len()].fill(1);
-        }
-        let ids = Tensor::from_vec(ids, (n, len), &self.device)?;
-        let mask = Tensor::from_vec(mask, (n, len), &self.device)?;
-        let type_ids = ids.zeros_like()?;
-        // A lone text has no padding: an all-ones mask would change nothing but cost a pass.
-        let mask_arg = (n > 1).then_some(&mask);
-        let hidden = self.model.forward(&ids, &type_ids, mask_arg)?;
-        // Mean over the real tokens, then L2 normalisation.
-        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-        let mean = summed.broadcast_div(&mask.sum(1)?)?;
-        let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?;
-        let unit = mean.broadcast_div(&norm)?;
-        Ok(unit.to_vec2::<f32>()?)
+        let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
+        // A pass that panicked leaves only stale numbers in the buffers, all overwritten.
+        let mut scratch = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(self.model.embed(&ids, &mut scratch))
     }
 }
 
