@@ -14,6 +14,7 @@ use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
 
 use crate::kernels::elementwise::{add_layer_norm, gelu_erf, softmax};
+use crate::kernels::int16::{self, I16Acts, I16Matrix};
 
 /// The fields of a BERT `config.json` the forward pass uses.
 #[derive(Debug, Clone, Deserialize)]
@@ -44,6 +45,9 @@ struct Linear {
     b: Vec<f32>,
     rows: usize,
     cols: usize,
+    /// The weights as 16-bit integers, when the CPU multiplies those faster (then `w` is
+    /// empty).
+    q: Option<I16Matrix>,
 }
 
 struct Norm {
@@ -84,6 +88,7 @@ pub struct Scratch {
     tmp: Vec<f32>,
     inter: Vec<f32>,
     scores: Vec<f32>,
+    acts: I16Acts,
 }
 
 fn resize(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
@@ -101,10 +106,13 @@ fn parallelism() -> gemm::Parallelism {
 
 impl Linear {
     /// `out[t] = x[t] W^T + b` for the `x.len() / cols` rows of `x`.
-    fn forward(&self, x: &[f32], out: &mut [f32], par: gemm::Parallelism) {
+    fn forward(&self, x: &[f32], out: &mut [f32], par: gemm::Parallelism, acts: &mut I16Acts) {
         let m = x.len() / self.cols;
         assert_eq!(x.len(), m * self.cols);
         assert_eq!(out.len(), m * self.rows);
+        if let Some(q) = &self.q {
+            return int16::matmul(q, x, m, &self.b, out, acts);
+        }
         for row in out.chunks_exact_mut(self.rows) {
             row.copy_from_slice(&self.b);
         }
@@ -158,6 +166,7 @@ impl Weights {
             b: self.take(&format!("{prefix}.bias"), &[rows])?,
             rows,
             cols,
+            q: None,
         })
     }
 
@@ -210,15 +219,23 @@ impl Bert {
                 b: [q.b, k.b, v.b].concat(),
                 rows: 3 * d,
                 cols: d,
+                q: None,
             };
-            layers.push(Layer {
+            let mut l = Layer {
                 qkv,
                 attn_out: w.linear(&format!("{p}.attention.output.dense"), d, d)?,
                 attn_norm: w.norm(&format!("{p}.attention.output.LayerNorm"), d)?,
                 ffn_in: w.linear(&format!("{p}.intermediate.dense"), cfg.intermediate_size, d)?,
                 ffn_out: w.linear(&format!("{p}.output.dense"), d, cfg.intermediate_size)?,
                 ffn_norm: w.norm(&format!("{p}.output.LayerNorm"), d)?,
-            });
+            };
+            if int16::available() {
+                for lin in [&mut l.qkv, &mut l.attn_out, &mut l.ffn_in, &mut l.ffn_out] {
+                    lin.q = Some(I16Matrix::quantize(&lin.w, lin.rows, lin.cols));
+                    lin.w = Vec::new();
+                }
+            }
+            layers.push(l);
         }
         Ok(Self {
             hidden: d,
@@ -264,17 +281,17 @@ impl Bert {
 
         for layer in &self.layers {
             let qkv = resize(&mut s.qkv, total * 3 * d);
-            layer.qkv.forward(&s.h, qkv, par);
+            layer.qkv.forward(&s.h, qkv, par, &mut s.acts);
             let ctx = resize(&mut s.ctx, total * d);
             self.attention(texts, qkv, ctx, &mut s.scores);
             let tmp = resize(&mut s.tmp, total * d);
-            layer.attn_out.forward(ctx, tmp, par);
+            layer.attn_out.forward(ctx, tmp, par, &mut s.acts);
             // tmp = LN(attn + h): the attention block's output, the FFN's input and residual.
             add_layer_norm(tmp, &s.h, &layer.attn_norm.gamma, &layer.attn_norm.beta, self.eps);
             let inter = resize(&mut s.inter, total * layer.ffn_in.rows);
-            layer.ffn_in.forward(tmp, inter, par);
+            layer.ffn_in.forward(tmp, inter, par, &mut s.acts);
             gelu_erf(inter);
-            layer.ffn_out.forward(inter, &mut s.h[..total * d], par);
+            layer.ffn_out.forward(inter, &mut s.h[..total * d], par, &mut s.acts);
             add_layer_norm(
                 &mut s.h[..total * d],
                 tmp,

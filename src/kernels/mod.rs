@@ -9,9 +9,11 @@
 
 pub mod quant;
 
-// Element-wise and row kernels (erf GELU, softmax, layer norm), each with the scalar version it
-// is tested against; used by the embedder's forward pass (`embed::bert`).
+// The embedder's kernels (`embed::bert`), each with the scalar version it is tested against:
+// element-wise and row kernels (erf GELU, softmax, layer norm), and 16-bit integer matrix
+// products (AVX-512 VNNI) for its linear layers.
 pub mod elementwise;
+pub mod int16;
 
 use std::sync::OnceLock;
 
