@@ -283,11 +283,14 @@ fn a_worker_given_missing_model_files_reports_them() {
     assert!(err.contains("/nonexistent/config.json"), "{err}");
 }
 
-/// Last-layer hidden states against candle-transformers' BERT.
+/// docqa's f32 forward pass against candle-transformers' BERT, last-layer hidden states.
 const CANDLE_TOL: f32 = 1e-4;
+/// The 16-bit integer forward pass against candle's, relative to each token's RMS.
+const CANDLE_INT16_REL_TOL: f32 = 2e-2;
 
-#[test]
-fn the_forward_pass_matches_candle_transformers_bert_token_by_token() {
+/// All golden texts through docqa's forward pass in one unpadded batch, and through candle's
+/// `BertModel` one at a time; calls `check(text, ours, candle's)` with each text's hidden states.
+fn against_candle(precision: docqa::embed::bert::Precision, check: impl Fn(&str, &[f32], &[f32])) {
     use candle_core::{DType, Device, Tensor};
     use candle_transformers::models::bert::{BertModel, Config};
     use docqa::embed::bert::{Bert, BertConfig, Scratch};
@@ -304,7 +307,8 @@ fn the_forward_pass_matches_candle_transformers_bert_token_by_token() {
         .unwrap();
         BertModel::load(vb, &cfg).unwrap()
     };
-    let ours = Bert::load(weights, &serde_json::from_str::<BertConfig>(&config).unwrap()).unwrap();
+    let cfg = serde_json::from_str::<BertConfig>(&config).unwrap();
+    let ours = Bert::load(weights, &cfg, precision).unwrap();
 
     let mut tok = tokenizers::Tokenizer::from_file(m.path("tokenizer.json")).unwrap();
     tok.with_padding(None);
@@ -323,9 +327,11 @@ fn the_forward_pass_matches_candle_transformers_bert_token_by_token() {
     let mut scratch = Scratch::default();
     let got = ours.forward(&refs, &mut scratch).to_vec();
     let mut row = 0;
-    let mut worst = 0.0f32;
     for (text, t) in texts.iter().zip(&ids) {
-        let input = Tensor::new(t.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+        let input = Tensor::new(t.as_slice(), &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
         let want: Vec<f32> = reference
             .forward(&input, &input.zeros_like().unwrap(), None)
             .unwrap()
@@ -333,16 +339,46 @@ fn the_forward_pass_matches_candle_transformers_bert_token_by_token() {
             .unwrap()
             .to_vec1()
             .unwrap();
-        let ours = &got[row * DIM..(row + t.len()) * DIM];
-        let d = max_abs_diff(ours, &want);
+        check(text, &got[row * DIM..(row + t.len()) * DIM], &want);
+        row += t.len();
+    }
+    assert_eq!(row * DIM, got.len());
+}
+
+#[test]
+fn the_f32_forward_pass_matches_candle_transformers_bert_token_by_token() {
+    let worst = std::cell::Cell::new(0.0f32);
+    against_candle(docqa::embed::bert::Precision::F32, |text, ours, want| {
+        let d = max_abs_diff(ours, want);
         assert!(
             d <= CANDLE_TOL,
             "hidden states differ by {d:e} for {:?}",
             snippet(text)
         );
-        worst = worst.max(d);
-        row += t.len();
-    }
-    assert_eq!(row * DIM, got.len());
-    eprintln!("hidden states: max abs diff {worst:e} against candle-transformers");
+        worst.set(worst.get().max(d));
+    });
+    eprintln!(
+        "f32 hidden states: max abs diff {:e} against candle-transformers",
+        worst.get()
+    );
+}
+
+#[test]
+fn the_fastest_forward_pass_stays_close_to_candle_transformers_bert() {
+    let worst = std::cell::Cell::new(0.0f32);
+    against_candle(docqa::embed::bert::Precision::Fastest, |text, ours, want| {
+        for (o, w) in ours.chunks_exact(DIM).zip(want.chunks_exact(DIM)) {
+            let rel = max_abs_diff(o, w) / norm(w) * (DIM as f32).sqrt();
+            assert!(
+                rel <= CANDLE_INT16_REL_TOL,
+                "a token's hidden state differs by {rel:e} of its RMS for {:?}",
+                snippet(text)
+            );
+            worst.set(worst.get().max(rel));
+        }
+    });
+    eprintln!(
+        "fastest hidden states: max abs diff {:e} of the token's RMS against candle-transformers",
+        worst.get()
+    );
 }

@@ -39,6 +39,16 @@ pub enum BertError {
     Candle(#[from] candle_core::Error),
 }
 
+/// How the matrix products are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// 16-bit integers ([`int16`]) where the CPU has AVX-512 VNNI, else f32: embeddings within
+    /// 4e-4 of f32 ones for all-MiniLM-L6-v2, at about twice the speed.
+    Fastest,
+    /// f32 everywhere, as candle-transformers computes it.
+    F32,
+}
+
 /// `y = x W^T + b` for a weight of `rows` outputs by `cols` inputs, row-major as stored.
 struct Linear {
     w: Vec<f32>,
@@ -76,6 +86,8 @@ pub struct Bert {
     token_type: Vec<f32>,
     emb_norm: Norm,
     layers: Vec<Layer>,
+    /// Matrix products in 16-bit integers ([`int16`]) rather than f32.
+    int16: bool,
 }
 
 /// Working buffers of a forward pass, kept between batches so their pages are not faulted in
@@ -87,8 +99,19 @@ pub struct Scratch {
     ctx: Vec<f32>,
     tmp: Vec<f32>,
     inter: Vec<f32>,
+    acts: I16Acts,
+    attn: AttnScratch,
+}
+
+/// Attention's buffers: one head's scores over one text, and for the integer products its
+/// queries, keys and values.
+#[derive(Default)]
+struct AttnScratch {
     scores: Vec<f32>,
     acts: I16Acts,
+    q: Vec<f32>,
+    k: I16Matrix,
+    v: I16Matrix,
 }
 
 fn resize(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
@@ -111,7 +134,7 @@ impl Linear {
         assert_eq!(x.len(), m * self.cols);
         assert_eq!(out.len(), m * self.rows);
         if let Some(q) = &self.q {
-            return int16::matmul(q, x, m, &self.b, out, acts);
+            return int16::matmul(q, x, m, Some(&self.b), out, self.rows, acts);
         }
         for row in out.chunks_exact_mut(self.rows) {
             row.copy_from_slice(&self.b);
@@ -179,7 +202,7 @@ impl Weights {
 }
 
 impl Bert {
-    pub fn load(weights: &Path, cfg: &BertConfig) -> Result<Self, BertError> {
+    pub fn load(weights: &Path, cfg: &BertConfig, precision: Precision) -> Result<Self, BertError> {
         if cfg.hidden_act != "gelu" {
             return Err(BertError::Config(format!(
                 "hidden_act {:?} (only the erf \"gelu\")",
@@ -206,6 +229,9 @@ impl Bert {
         )?;
         let types = w.take("embeddings.token_type_embeddings.weight", &[2, d])?;
         let emb_norm = w.norm("embeddings.LayerNorm", d)?;
+        let int16 = precision == Precision::Fastest
+            && int16::available()
+            && (d / cfg.num_attention_heads) % int16::COL_STEP == 0;
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             let p = format!("encoder.layer.{i}");
@@ -229,7 +255,7 @@ impl Bert {
                 ffn_out: w.linear(&format!("{p}.output.dense"), d, cfg.intermediate_size)?,
                 ffn_norm: w.norm(&format!("{p}.output.LayerNorm"), d)?,
             };
-            if int16::available() {
+            if int16 {
                 for lin in [&mut l.qkv, &mut l.attn_out, &mut l.ffn_in, &mut l.ffn_out] {
                     lin.q = Some(I16Matrix::quantize(&lin.w, lin.rows, lin.cols));
                     lin.w = Vec::new();
@@ -247,6 +273,7 @@ impl Bert {
             token_type: types[..d].to_vec(),
             emb_norm,
             layers,
+            int16,
         })
     }
 
@@ -283,7 +310,11 @@ impl Bert {
             let qkv = resize(&mut s.qkv, total * 3 * d);
             layer.qkv.forward(&s.h, qkv, par, &mut s.acts);
             let ctx = resize(&mut s.ctx, total * d);
-            self.attention(texts, qkv, ctx, &mut s.scores);
+            if self.int16 {
+                self.attention_int16(texts, qkv, ctx, &mut s.attn);
+            } else {
+                self.attention(texts, qkv, ctx, &mut s.attn.scores);
+            }
             let tmp = resize(&mut s.tmp, total * d);
             layer.attn_out.forward(ctx, tmp, par, &mut s.acts);
             // tmp = LN(attn + h): the attention block's output, the FFN's input and residual.
@@ -377,6 +408,52 @@ impl Bert {
                         gemm::Parallelism::None,
                     );
                 }
+            }
+            start += len;
+        }
+    }
+
+    /// [`Bert::attention`] with both products in 16-bit integers: scores = (q scale) k^T with
+    /// the keys as the matrix, then probabilities v with v^T as the matrix (each text's length
+    /// padded with zeros to whole steps of 32).
+    fn attention_int16(&self, texts: &[&[u32]], qkv: &[f32], ctx: &mut [f32], s: &mut AttnScratch) {
+        let d = self.hidden;
+        let dh = d / self.heads;
+        let scale = 1.0 / (dh as f32).sqrt();
+        let mut start = 0;
+        for ids in texts {
+            let len = ids.len();
+            if len == 0 {
+                continue;
+            }
+            let padded = len.next_multiple_of(int16::COL_STEP);
+            let base = start * 3 * d;
+            for head in 0..self.heads {
+                let (qo, ko, vo) = (head * dh, d + head * dh, 2 * d + head * dh);
+                let q = resize(&mut s.q, len * dh);
+                for (i, row) in q.chunks_exact_mut(dh).enumerate() {
+                    let src = &qkv[base + i * 3 * d + qo..][..dh];
+                    for (o, x) in row.iter_mut().zip(src) {
+                        *o = x * scale;
+                    }
+                }
+                s.acts.quantize(q, len, dh);
+                s.k.quantize_with(len, dh, |r, c| qkv[base + r * 3 * d + ko + c]);
+                let sc = resize(&mut s.scores, len * padded);
+                int16::matmul_quantized(&s.k, &s.acts, None, sc, padded);
+                for row in sc.chunks_exact_mut(padded) {
+                    softmax(&mut row[..len]);
+                    row[len..].fill(0.0);
+                }
+                s.acts.quantize(sc, len, padded);
+                s.v.quantize_with(dh, padded, |r, c| {
+                    if c < len {
+                        qkv[base + c * 3 * d + vo + r]
+                    } else {
+                        0.0
+                    }
+                });
+                int16::matmul_quantized(&s.v, &s.acts, None, &mut ctx[start * d + qo..], d);
             }
             start += len;
         }

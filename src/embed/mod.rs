@@ -12,7 +12,7 @@ use std::sync::Mutex;
 
 use tokenizers::{Tokenizer, TruncationParams};
 
-use bert::{Bert, BertConfig, Scratch};
+use bert::{Bert, BertConfig, Precision, Scratch};
 
 use crate::models::LocalModel;
 
@@ -110,7 +110,7 @@ impl BertEmbedder {
         }))
         .map_err(|e| load_err("tokenizer", tokenizer, e.to_string()))?;
         let model =
-            Bert::load(weights, &cfg).map_err(|e| load_err("weights", weights, e.to_string()))?;
+            Bert::load(weights, &cfg, Precision::Fastest).map_err(|e| load_err("weights", weights, e.to_string()))?;
         Ok(Self {
             model,
             scratch: Mutex::new(Scratch::default()),

@@ -16,6 +16,8 @@ pub const W_MAX: i32 = 4095;
 pub const X_MAX: i32 = 8191;
 /// Columns summed in i32 before the sum is moved to f32: `CHUNK * W_MAX * X_MAX < 2^31`.
 pub const CHUNK: usize = 64;
+/// Inner dimensions are multiples of this (32: an attention head's width).
+pub const COL_STEP: usize = 32;
 const _: () = assert!((CHUNK as i64) * (W_MAX as i64) * (X_MAX as i64) < i32::MAX as i64);
 
 /// Output rows per vector (16 i32 lanes).
@@ -66,29 +68,50 @@ fn quantize_row(x: &[f32], max: i32, mut q: impl FnMut(usize, i16)) -> f32 {
     d
 }
 
+impl Default for I16Matrix {
+    fn default() -> Self {
+        Self {
+            rows: 0,
+            cols: 0,
+            packed: Vec::new(),
+            scale: Vec::new(),
+        }
+    }
+}
+
 impl I16Matrix {
-    /// Quantizes f32 weights `[rows, cols]`, `cols` a multiple of [`CHUNK`].
+    /// Quantizes f32 weights `[rows, cols]`, `cols` a multiple of [`COL_STEP`].
     pub fn quantize(w: &[f32], rows: usize, cols: usize) -> Self {
         assert_eq!(w.len(), rows * cols, "weights length");
+        let mut m = Self::default();
+        m.quantize_with(rows, cols, |r, c| w[r * cols + c]);
+        m
+    }
+
+    /// Requantizes this matrix, reusing its buffers, to `[rows, cols]` with element `(r, c)`
+    /// given by `at` (`cols` a multiple of [`COL_STEP`]).
+    pub fn quantize_with(&mut self, rows: usize, cols: usize, at: impl Fn(usize, usize) -> f32) {
         assert!(
-            cols % CHUNK == 0 && cols > 0,
-            "{cols} columns are not whole chunks of {CHUNK}"
+            cols % COL_STEP == 0 && cols > 0,
+            "{cols} columns are not whole steps of {COL_STEP}"
         );
         let groups = rows.div_ceil(LANES);
-        let mut packed = vec![0i16; groups * LANES * cols];
-        let mut scale = vec![0f32; groups * LANES];
+        self.rows = rows;
+        self.cols = cols;
+        self.packed.clear();
+        self.packed.resize(groups * LANES * cols, 0);
+        self.scale.clear();
+        self.scale.resize(groups * LANES, 0.0);
         for r in 0..rows {
             let (g, lane) = (r / LANES, r % LANES);
-            let base = g * LANES * cols;
-            scale[r] = quantize_row(&w[r * cols..(r + 1) * cols], W_MAX, |c, q| {
-                packed[base + (c / 2) * 2 * LANES + lane * 2 + c % 2] = q;
-            });
-        }
-        Self {
-            rows,
-            cols,
-            packed,
-            scale,
+            let base = g * LANES * cols + lane * 2;
+            let amax = (0..cols).fold(0f32, |m, c| m.max(at(r, c).abs()));
+            let d = amax / W_MAX as f32;
+            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+            for c in 0..cols {
+                self.packed[base + (c / 2) * 2 * LANES + c % 2] = (at(r, c) * id).round() as i16;
+            }
+            self.scale[r] = d;
         }
     }
 
@@ -140,26 +163,51 @@ impl I16Acts {
     }
 }
 
-/// `out[t * w.rows() + r] = Σ_c W[r][c] · x[t][c] + bias[r]` for the `n` tokens of `x`.
+/// `out[t * stride + r] = Σ_c W[r][c] · x[t][c] + bias[r]` for the `n` tokens of `x`; entries
+/// of `out` past `w.rows()` in each row are left alone.
 pub fn matmul(
     w: &I16Matrix,
     x: &[f32],
     n: usize,
-    bias: &[f32],
+    bias: Option<&[f32]>,
     out: &mut [f32],
+    stride: usize,
     acts: &mut I16Acts,
 ) {
-    assert_eq!(bias.len(), w.rows, "bias length");
-    assert!(out.len() >= n * w.rows, "output length");
     acts.quantize(x, n, w.cols);
+    matmul_quantized(w, acts, bias, out, stride)
+}
+
+/// [`matmul`] over activations already quantized (for `w`'s width).
+pub fn matmul_quantized(
+    w: &I16Matrix,
+    acts: &I16Acts,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    stride: usize,
+) {
+    let n = acts.n;
+    assert_eq!(acts.cols, w.cols, "activation width");
+    assert!(bias.is_none_or(|b| b.len() == w.rows), "bias length");
+    assert!(stride >= w.rows, "output stride");
+    if n == 0 || w.rows == 0 {
+        return;
+    }
+    assert!(out.len() >= (n - 1) * stride + w.rows, "output length");
     #[cfg(target_arch = "x86_64")]
     if available() {
         let dst = SharedOut::new(out);
-        let acts = &*acts;
         let pairs = w.groups().div_ceil(TILE_G);
         // SAFETY: AVX-512 VNNI was detected; each range of group pairs writes its own rows.
         let run = |range: std::ops::Range<usize>| unsafe {
-            avx512::run_groups(w, acts, bias, dst, range.start * TILE_G..range.end * TILE_G)
+            avx512::run_groups(
+                w,
+                acts,
+                bias,
+                dst,
+                stride,
+                range.start * TILE_G..range.end * TILE_G,
+            )
         };
         if n * w.rows * w.cols >= 1 << 20 {
             par_ranges(pairs, run);
@@ -168,11 +216,17 @@ pub fn matmul(
         }
         return;
     }
-    matmul_scalar(w, acts, bias, out)
+    matmul_scalar(w, acts, bias, out, stride)
 }
 
 /// The reference: exact integer sums, scaled once.
-pub fn matmul_scalar(w: &I16Matrix, acts: &I16Acts, bias: &[f32], out: &mut [f32]) {
+pub fn matmul_scalar(
+    w: &I16Matrix,
+    acts: &I16Acts,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+    stride: usize,
+) {
     for t in 0..acts.n {
         let xq = &acts.q[t * acts.cols..(t + 1) * acts.cols];
         for r in 0..w.rows {
@@ -181,7 +235,8 @@ pub fn matmul_scalar(w: &I16Matrix, acts: &I16Acts, bias: &[f32], out: &mut [f32
                 .enumerate()
                 .map(|(c, &x)| i64::from(w.q(r, c)) * i64::from(x))
                 .sum();
-            out[t * w.rows + r] = dot as f32 * w.scale[r] * acts.scale[t] + bias[r];
+            let b = bias.map_or(0.0, |b| b[r]);
+            out[t * stride + r] = dot as f32 * w.scale[r] * acts.scale[t] + b;
         }
     }
 }
@@ -197,8 +252,9 @@ mod avx512 {
     pub unsafe fn run_groups(
         w: &I16Matrix,
         a: &I16Acts,
-        bias: &[f32],
+        bias: Option<&[f32]>,
         dst: SharedOut,
+        stride: usize,
         groups: std::ops::Range<usize>,
     ) {
         let last = w.groups();
@@ -212,18 +268,18 @@ mod avx512 {
                 for t in (t0..t1).step_by(TILE_T) {
                     let nt = (t1 - t).min(TILE_T);
                     match (two, nt) {
-                        (true, 6) => tile::<2, 6>(w, a, bias, dst, g, t),
-                        (true, 5) => tile::<2, 5>(w, a, bias, dst, g, t),
-                        (true, 4) => tile::<2, 4>(w, a, bias, dst, g, t),
-                        (true, 3) => tile::<2, 3>(w, a, bias, dst, g, t),
-                        (true, 2) => tile::<2, 2>(w, a, bias, dst, g, t),
-                        (true, _) => tile::<2, 1>(w, a, bias, dst, g, t),
-                        (false, 6) => tile::<1, 6>(w, a, bias, dst, g, t),
-                        (false, 5) => tile::<1, 5>(w, a, bias, dst, g, t),
-                        (false, 4) => tile::<1, 4>(w, a, bias, dst, g, t),
-                        (false, 3) => tile::<1, 3>(w, a, bias, dst, g, t),
-                        (false, 2) => tile::<1, 2>(w, a, bias, dst, g, t),
-                        (false, _) => tile::<1, 1>(w, a, bias, dst, g, t),
+                        (true, 6) => tile::<2, 6>(w, a, bias, dst, stride, g, t),
+                        (true, 5) => tile::<2, 5>(w, a, bias, dst, stride, g, t),
+                        (true, 4) => tile::<2, 4>(w, a, bias, dst, stride, g, t),
+                        (true, 3) => tile::<2, 3>(w, a, bias, dst, stride, g, t),
+                        (true, 2) => tile::<2, 2>(w, a, bias, dst, stride, g, t),
+                        (true, _) => tile::<2, 1>(w, a, bias, dst, stride, g, t),
+                        (false, 6) => tile::<1, 6>(w, a, bias, dst, stride, g, t),
+                        (false, 5) => tile::<1, 5>(w, a, bias, dst, stride, g, t),
+                        (false, 4) => tile::<1, 4>(w, a, bias, dst, stride, g, t),
+                        (false, 3) => tile::<1, 3>(w, a, bias, dst, stride, g, t),
+                        (false, 2) => tile::<1, 2>(w, a, bias, dst, stride, g, t),
+                        (false, _) => tile::<1, 1>(w, a, bias, dst, stride, g, t),
                     }
                 }
             }
@@ -269,8 +325,9 @@ mod avx512 {
     unsafe fn tile<const G: usize, const T: usize>(
         w: &I16Matrix,
         a: &I16Acts,
-        bias: &[f32],
+        bias: Option<&[f32]>,
         dst: SharedOut,
+        stride: usize,
         g: usize,
         t: usize,
     ) {
@@ -281,7 +338,7 @@ mod avx512 {
         let mut facc = [[_mm512_setzero_ps(); T]; G];
         for c0 in (0..cols).step_by(CHUNK) {
             let mut iacc = [[_mm512_setzero_si512(); T]; G];
-            for p in (c0 / 2)..(c0 + CHUNK) / 2 {
+            for p in (c0 / 2)..(c0 + CHUNK).min(cols) / 2 {
                 let wv: [__m512i; G] = std::array::from_fn(|i| {
                     _mm512_loadu_si512(wp.add(i * LANES * cols + p * 2 * LANES) as *const __m512i)
                 });
@@ -308,11 +365,14 @@ mod avx512 {
                 (1u16 << live) - 1
             };
             let ws = _mm512_loadu_ps(w.scale.as_ptr().add(r0));
-            let b = _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(r0));
+            let b = match bias {
+                Some(b) => _mm512_maskz_loadu_ps(mask, b.as_ptr().add(r0)),
+                None => _mm512_setzero_ps(),
+            };
             for j in 0..T {
                 let s = _mm512_mul_ps(ws, _mm512_set1_ps(a.scale[t + j]));
                 let v = _mm512_fmadd_ps(facc[i][j], s, b);
-                let at = (t + j) * w.rows + r0;
+                let at = (t + j) * stride + r0;
                 let mut lanes = [0f32; LANES];
                 _mm512_storeu_ps(lanes.as_mut_ptr(), v);
                 for (l, &x) in lanes.iter().enumerate().take(live) {
@@ -342,45 +402,63 @@ mod tests {
     #[test]
     fn the_fast_path_matches_the_integer_reference_on_odd_shapes() {
         // Rows not whole groups or group pairs, tokens not whole tiles or token blocks, inner
-        // dimensions of the embedder (384, 1536) and the generator (896).
-        for (n, rows, cols) in [
-            (1, 16, 64),
-            (7, 33, 384),
-            (13, 1152, 384),
-            (101, 40, 1536),
-            (5, 24, 896),
+        // dimensions of the embedder (32, 384, 1536, attention lengths) and the generator (896);
+        // outputs into wider rows, with and without a bias.
+        for (n, rows, cols, stride) in [
+            (1, 16, 64, 16),
+            (7, 33, 384, 40),
+            (13, 1152, 384, 1152),
+            (101, 40, 1536, 40),
+            (5, 24, 896, 24),
+            (37, 32, 32, 384),
+            (29, 29, 96, 32),
         ] {
             let w = noise(rows * cols, rows as u64, 0.2);
             let x = noise(n * cols, n as u64 + 7, 3.0);
             let bias = noise(rows, 3, 1.0);
+            let bias = (stride % 2 == 0).then_some(bias.as_slice());
             let m = I16Matrix::quantize(&w, rows, cols);
             let mut acts = I16Acts::default();
-            let mut fast = vec![0f32; n * rows];
-            matmul(&m, &x, n, &bias, &mut fast, &mut acts);
-            let mut want = vec![0f32; n * rows];
-            matmul_scalar(&m, &acts, &bias, &mut want);
-            // Only the f32 conversions of the chunk sums round differently.
-            for (i, (f, r)) in fast.iter().zip(&want).enumerate() {
-                assert!(
-                    (f - r).abs() <= 1e-5 * (1.0 + r.abs()),
-                    "n {n} rows {rows} cols {cols}: out[{i}] {f} vs {r}"
-                );
-            }
-            // And the quantized product is close to the f32 one.
+            let mut fast = vec![f32::NAN; n * stride];
+            matmul(&m, &x, n, bias, &mut fast, stride, &mut acts);
+            let mut want = vec![f32::NAN; n * stride];
+            matmul_scalar(&m, &acts, bias, &mut want, stride);
             for t in 0..n {
-                for r in 0..rows {
-                    let exact: f32 = (0..cols)
-                        .map(|c| w[r * cols + c] * x[t * cols + c])
-                        .sum::<f32>()
-                        + bias[r];
-                    let got = want[t * rows + r];
+                for r in 0..stride {
+                    let (f, reference) = (fast[t * stride + r], want[t * stride + r]);
+                    if r >= rows {
+                        // Past the matrix's rows nothing is written.
+                        assert!(f.is_nan() && reference.is_nan(), "out[{t}][{r}] written");
+                        continue;
+                    }
+                    // Only the f32 conversions of the chunk sums round differently.
                     assert!(
-                        (got - exact).abs() < 2e-3 * (cols as f32).sqrt(),
-                        "{got} vs {exact}"
+                        (f - reference).abs() <= 1e-5 * (1.0 + reference.abs()),
+                        "n {n} rows {rows} cols {cols}: out[{t}][{r}] {f} vs {reference}"
+                    );
+                    // And the quantized product is close to the f32 one.
+                    let exact = (0..cols)
+                        .map(|c| x[t * cols + c] * w[r * cols + c])
+                        .sum::<f32>()
+                        + bias.map_or(0.0, |b| b[r]);
+                    assert!(
+                        (reference - exact).abs() < 2e-3 * (cols as f32).sqrt(),
+                        "{reference} vs {exact}"
                     );
                 }
             }
         }
+    }
+
+    #[test]
+    fn requantizing_reuses_a_matrix_for_new_shapes() {
+        let mut m = I16Matrix::quantize(&noise(64 * 64, 1, 1.0), 64, 64);
+        let w = noise(20 * 32, 2, 1.0);
+        m.quantize_with(20, 32, |r, c| w[r * 32 + c]);
+        let fresh = I16Matrix::quantize(&w, 20, 32);
+        assert_eq!((m.rows(), m.cols()), (20, 32));
+        assert_eq!(m.packed, fresh.packed);
+        assert_eq!(m.scale, fresh.scale);
     }
 
     #[test]
@@ -392,7 +470,7 @@ mod tests {
         let m = I16Matrix::quantize(&w, rows, cols);
         let mut acts = I16Acts::default();
         let mut out = vec![0f32; rows];
-        matmul(&m, &x, 1, &vec![0.0; rows], &mut out, &mut acts);
+        matmul(&m, &x, 1, None, &mut out, rows, &mut acts);
         for v in out {
             assert!((v + 2.0 * cols as f32).abs() < 1e-2, "{v}");
         }
