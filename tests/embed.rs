@@ -366,17 +366,20 @@ fn the_f32_forward_pass_matches_candle_transformers_bert_token_by_token() {
 #[test]
 fn the_fastest_forward_pass_stays_close_to_candle_transformers_bert() {
     let worst = std::cell::Cell::new(0.0f32);
-    against_candle(docqa::embed::bert::Precision::Fastest, |text, ours, want| {
-        for (o, w) in ours.chunks_exact(DIM).zip(want.chunks_exact(DIM)) {
-            let rel = max_abs_diff(o, w) / norm(w) * (DIM as f32).sqrt();
-            assert!(
-                rel <= CANDLE_INT16_REL_TOL,
-                "a token's hidden state differs by {rel:e} of its RMS for {:?}",
-                snippet(text)
-            );
-            worst.set(worst.get().max(rel));
-        }
-    });
+    against_candle(
+        docqa::embed::bert::Precision::Fastest,
+        |text, ours, want| {
+            for (o, w) in ours.chunks_exact(DIM).zip(want.chunks_exact(DIM)) {
+                let rel = max_abs_diff(o, w) / norm(w) * (DIM as f32).sqrt();
+                assert!(
+                    rel <= CANDLE_INT16_REL_TOL,
+                    "a token's hidden state differs by {rel:e} of its RMS for {:?}",
+                    snippet(text)
+                );
+                worst.set(worst.get().max(rel));
+            }
+        },
+    );
     eprintln!(
         "fastest hidden states: max abs diff {:e} of the token's RMS against candle-transformers",
         worst.get()

@@ -304,7 +304,13 @@ impl Bert {
         }
         let zeros = resize(&mut s.tmp, total * d);
         zeros.fill(0.0);
-        add_layer_norm(h, zeros, &self.emb_norm.gamma, &self.emb_norm.beta, self.eps);
+        add_layer_norm(
+            h,
+            zeros,
+            &self.emb_norm.gamma,
+            &self.emb_norm.beta,
+            self.eps,
+        );
 
         for layer in &self.layers {
             let qkv = resize(&mut s.qkv, total * 3 * d);
@@ -318,11 +324,19 @@ impl Bert {
             let tmp = resize(&mut s.tmp, total * d);
             layer.attn_out.forward(ctx, tmp, par, &mut s.acts);
             // tmp = LN(attn + h): the attention block's output, the FFN's input and residual.
-            add_layer_norm(tmp, &s.h, &layer.attn_norm.gamma, &layer.attn_norm.beta, self.eps);
+            add_layer_norm(
+                tmp,
+                &s.h,
+                &layer.attn_norm.gamma,
+                &layer.attn_norm.beta,
+                self.eps,
+            );
             let inter = resize(&mut s.inter, total * layer.ffn_in.rows);
             layer.ffn_in.forward(tmp, inter, par, &mut s.acts);
             gelu_erf(inter);
-            layer.ffn_out.forward(inter, &mut s.h[..total * d], par, &mut s.acts);
+            layer
+                .ffn_out
+                .forward(inter, &mut s.h[..total * d], par, &mut s.acts);
             add_layer_norm(
                 &mut s.h[..total * d],
                 tmp,
@@ -438,7 +452,7 @@ impl Bert {
                     }
                 }
                 s.acts.quantize(q, len, dh);
-                s.k.quantize_with(len, dh, |r, c| qkv[base + r * 3 * d + ko + c]);
+                s.k.quantize_rows(len, dh, |r| &qkv[base + r * 3 * d + ko..]);
                 let sc = resize(&mut s.scores, len * padded);
                 int16::matmul_quantized(&s.k, &s.acts, None, sc, padded);
                 for row in sc.chunks_exact_mut(padded) {
@@ -446,13 +460,7 @@ impl Bert {
                     row[len..].fill(0.0);
                 }
                 s.acts.quantize(sc, len, padded);
-                s.v.quantize_with(dh, padded, |r, c| {
-                    if c < len {
-                        qkv[base + c * 3 * d + vo + r]
-                    } else {
-                        0.0
-                    }
-                });
+                s.v.quantize_transposed(dh, padded, len, |c| &qkv[base + c * 3 * d + vo..]);
                 int16::matmul_quantized(&s.v, &s.acts, None, &mut ctx[start * d + qo..], d);
             }
             start += len;

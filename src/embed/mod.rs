@@ -109,8 +109,8 @@ impl BertEmbedder {
             ..Default::default()
         }))
         .map_err(|e| load_err("tokenizer", tokenizer, e.to_string()))?;
-        let model =
-            Bert::load(weights, &cfg, Precision::Fastest).map_err(|e| load_err("weights", weights, e.to_string()))?;
+        let model = Bert::load(weights, &cfg, Precision::Fastest)
+            .map_err(|e| load_err("weights", weights, e.to_string()))?;
         Ok(Self {
             model,
             scratch: Mutex::new(Scratch::default()),

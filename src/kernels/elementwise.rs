@@ -64,8 +64,12 @@ const ERF_BETA: [f32; 5] = [
 fn erf_scalar(x: f32) -> f32 {
     let x = x.clamp(-ERF_CLAMP, ERF_CLAMP);
     let x2 = x * x;
-    let p = ERF_ALPHA[1..].iter().fold(ERF_ALPHA[0], |p, &a| p.mul_add(x2, a));
-    let q = ERF_BETA[1..].iter().fold(ERF_BETA[0], |q, &b| q.mul_add(x2, b));
+    let p = ERF_ALPHA[1..]
+        .iter()
+        .fold(ERF_ALPHA[0], |p, &a| p.mul_add(x2, a));
+    let q = ERF_BETA[1..]
+        .iter()
+        .fold(ERF_BETA[0], |q, &b| q.mul_add(x2, b));
     x * p / q
 }
 
@@ -160,10 +164,20 @@ mod avx2 {
         let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
         let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
         let mut y = _mm256_set1_ps(1.987_569_1e-4);
-        for c in [1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1] {
+        for c in [
+            1.398_2e-3,
+            8.333_452e-3,
+            4.166_579_6e-2,
+            1.666_666_5e-1,
+            5.000_000_1e-1,
+        ] {
             y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(c));
         }
-        y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0)));
+        y = _mm256_fmadd_ps(
+            y,
+            _mm256_mul_ps(r, r),
+            _mm256_add_ps(r, _mm256_set1_ps(1.0)),
+        );
         let pow2 = _mm256_slli_epi32(
             _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)),
             23,
@@ -263,7 +277,9 @@ mod tests {
 
     /// Deterministic values in [-scale, scale).
     fn noise(n: usize, seed: u64, scale: f32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (0..n)
             .map(|_| {
                 s = s
@@ -276,7 +292,10 @@ mod tests {
 
     fn max_diff(a: &[f32], b: &[f32]) -> f32 {
         assert_eq!(a.len(), b.len());
-        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
     }
 
     #[test]
@@ -338,10 +357,7 @@ mod tests {
             add_layer_norm_scalar(&mut scalar, &res, &gamma, &beta, 1e-12);
             assert!(max_diff(&fast, &scalar) < 1e-5, "rows {rows} d {d}");
             let row = &scalar[..d];
-            let mean: f32 = (0..d)
-                .map(|i| (row[i] - beta[i]) / gamma[i])
-                .sum::<f32>()
-                / d as f32;
+            let mean: f32 = (0..d).map(|i| (row[i] - beta[i]) / gamma[i]).sum::<f32>() / d as f32;
             assert!(mean.abs() < 1e-4, "normalised mean {mean}");
         }
     }

@@ -57,6 +57,16 @@ impl std::fmt::Debug for I16Matrix {
     }
 }
 
+/// `x` to `q` in `[-max, max]`; returns the scale. AVX-512 when there and `x` is whole vectors.
+fn quantize_slice(x: &[f32], q: &mut [i16], max: i32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if available() && x.len() % LANES == 0 {
+        // SAFETY: AVX-512 was detected; the row is whole vectors.
+        return unsafe { avx512::quantize_row(x, q, max) };
+    }
+    quantize_row(x, max, |c, v| q[c] = v)
+}
+
 /// Symmetric quantization of `x` to `[-max, max]`; returns the scale.
 fn quantize_row(x: &[f32], max: i32, mut q: impl FnMut(usize, i16)) -> f32 {
     let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -91,17 +101,7 @@ impl I16Matrix {
     /// Requantizes this matrix, reusing its buffers, to `[rows, cols]` with element `(r, c)`
     /// given by `at` (`cols` a multiple of [`COL_STEP`]).
     pub fn quantize_with(&mut self, rows: usize, cols: usize, at: impl Fn(usize, usize) -> f32) {
-        assert!(
-            cols % COL_STEP == 0 && cols > 0,
-            "{cols} columns are not whole steps of {COL_STEP}"
-        );
-        let groups = rows.div_ceil(LANES);
-        self.rows = rows;
-        self.cols = cols;
-        self.packed.clear();
-        self.packed.resize(groups * LANES * cols, 0);
-        self.scale.clear();
-        self.scale.resize(groups * LANES, 0.0);
+        self.reshape(rows, cols);
         for r in 0..rows {
             let (g, lane) = (r / LANES, r % LANES);
             let base = g * LANES * cols + lane * 2;
@@ -113,6 +113,75 @@ impl I16Matrix {
             }
             self.scale[r] = d;
         }
+    }
+
+    /// [`I16Matrix::quantize_with`] for rows that are slices: `row(r)` holds row `r`'s `cols`
+    /// values (the attention keys, read in place).
+    pub fn quantize_rows<'a>(
+        &mut self,
+        rows: usize,
+        cols: usize,
+        row: impl Fn(usize) -> &'a [f32],
+    ) {
+        self.reshape(rows, cols);
+        let mut q = vec![0i16; cols];
+        for r in 0..rows {
+            let src = &row(r)[..cols];
+            self.scale[r] = quantize_slice(src, &mut q, W_MAX);
+            let base = (r / LANES) * LANES * cols + (r % LANES) * 2;
+            for (p, pair) in q.chunks_exact(2).enumerate() {
+                self.packed[base + p * 2 * LANES] = pair[0];
+                self.packed[base + p * 2 * LANES + 1] = pair[1];
+            }
+        }
+    }
+
+    /// The transpose of `n` rows of `rows` values: `[rows, cols]` with element `(r, c)` equal to
+    /// `src(c)[r]` for `c < n` and zero up to `cols` (the attention values, read in place).
+    pub fn quantize_transposed<'a>(
+        &mut self,
+        rows: usize,
+        cols: usize,
+        n: usize,
+        src: impl Fn(usize) -> &'a [f32],
+    ) {
+        assert!(n <= cols, "{n} source rows for {cols} columns");
+        self.reshape(rows, cols);
+        let mut amax = vec![0f32; rows];
+        for c in 0..n {
+            for (m, v) in amax.iter_mut().zip(&src(c)[..rows]) {
+                *m = m.max(v.abs());
+            }
+        }
+        let inv: Vec<f32> = amax
+            .iter()
+            .map(|&m| if m > 0.0 { W_MAX as f32 / m } else { 0.0 })
+            .collect();
+        for (s, m) in self.scale.iter_mut().zip(&amax) {
+            *s = m / W_MAX as f32;
+        }
+        for c in 0..n {
+            let base = (c / 2) * 2 * LANES + c % 2;
+            for (r, (v, i)) in src(c)[..rows].iter().zip(&inv).enumerate() {
+                self.packed[(r / LANES) * LANES * cols + base + (r % LANES) * 2] =
+                    (v * i).round() as i16;
+            }
+        }
+    }
+
+    /// Zeroed buffers for `[rows, cols]`.
+    fn reshape(&mut self, rows: usize, cols: usize) {
+        assert!(
+            cols % COL_STEP == 0 && cols > 0,
+            "{cols} columns are not whole steps of {COL_STEP}"
+        );
+        let groups = rows.div_ceil(LANES);
+        self.rows = rows;
+        self.cols = cols;
+        self.packed.clear();
+        self.packed.resize(groups * LANES * cols, 0);
+        self.scale.clear();
+        self.scale.resize(groups * LANES, 0.0);
     }
 
     pub fn rows(&self) -> usize {
@@ -151,14 +220,7 @@ impl I16Acts {
         self.scale.resize(n, 0.0);
         for t in 0..n {
             let q = &mut self.q[t * cols..(t + 1) * cols];
-            let x = &x[t * cols..(t + 1) * cols];
-            #[cfg(target_arch = "x86_64")]
-            if available() && cols % LANES == 0 {
-                // SAFETY: AVX-512 was detected; the row is whole vectors.
-                self.scale[t] = unsafe { avx512::quantize_row(x, q, X_MAX) };
-                continue;
-            }
-            self.scale[t] = quantize_row(x, X_MAX, |c, v| q[c] = v);
+            self.scale[t] = quantize_slice(&x[t * cols..(t + 1) * cols], q, X_MAX);
         }
     }
 }
@@ -459,6 +521,32 @@ mod tests {
         assert_eq!((m.rows(), m.cols()), (20, 32));
         assert_eq!(m.packed, fresh.packed);
         assert_eq!(m.scale, fresh.scale);
+    }
+
+    #[test]
+    fn slices_and_transposes_quantize_as_the_element_function_does() {
+        let (rows, cols) = (37, 64);
+        let w = noise(rows * cols, 9, 2.0);
+        let want = I16Matrix::quantize(&w, rows, cols);
+        let mut m = I16Matrix::default();
+        m.quantize_rows(rows, cols, |r| &w[r * cols..]);
+        assert_eq!(m.packed, want.packed);
+        // 50 source rows of 37 values, transposed and padded to 64 columns.
+        let src = noise(50 * rows, 10, 2.0);
+        let mut t = I16Matrix::default();
+        t.quantize_transposed(rows, cols, 50, |c| &src[c * rows..]);
+        let mut want = I16Matrix::default();
+        want.quantize_with(
+            rows,
+            cols,
+            |r, c| if c < 50 { src[c * rows + r] } else { 0.0 },
+        );
+        for r in 0..rows {
+            assert!((t.scale[r] - want.scale[r]).abs() <= 1e-6 * want.scale[r]);
+            for c in 0..cols {
+                assert!((t.q(r, c) - want.q(r, c)).abs() <= 1, "({r}, {c})");
+            }
+        }
     }
 
     #[test]
