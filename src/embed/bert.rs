@@ -210,7 +210,7 @@ impl Bert {
             )));
         }
         let d = cfg.hidden_size;
-        if cfg.num_attention_heads == 0 || d % cfg.num_attention_heads != 0 {
+        if cfg.num_attention_heads == 0 || !d.is_multiple_of(cfg.num_attention_heads) {
             return Err(BertError::Config(format!(
                 "hidden_size {d} is not a multiple of num_attention_heads {}",
                 cfg.num_attention_heads
@@ -231,7 +231,7 @@ impl Bert {
         let emb_norm = w.norm("embeddings.LayerNorm", d)?;
         let int16 = precision == Precision::Fastest
             && int16::available()
-            && (d / cfg.num_attention_heads) % int16::COL_STEP == 0;
+            && (d / cfg.num_attention_heads).is_multiple_of(int16::COL_STEP);
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             let p = format!("encoder.layer.{i}");

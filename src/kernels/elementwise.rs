@@ -27,9 +27,9 @@ pub fn softmax(row: &mut [f32]) {
 pub fn add_layer_norm(x: &mut [f32], residual: &[f32], gamma: &[f32], beta: &[f32], eps: f32) {
     assert_eq!(x.len(), residual.len());
     assert_eq!(gamma.len(), beta.len());
-    assert!(!gamma.is_empty() && x.len() % gamma.len() == 0);
+    assert!(!gamma.is_empty() && x.len().is_multiple_of(gamma.len()));
     #[cfg(target_arch = "x86_64")]
-    if avx2() && gamma.len() % 8 == 0 {
+    if avx2() && gamma.len().is_multiple_of(8) {
         // SAFETY: AVX2 and FMA were detected on this CPU; rows are whole 8-lane vectors.
         return unsafe { avx2::add_layer_norm(x, residual, gamma, beta, eps) };
     }
@@ -50,7 +50,7 @@ const ERF_ALPHA: [f32; 7] = [
     -2.101_024e-6,
     -5.692_506_4e-5,
     -7.349_906_3e-4,
-    -2.954_600e-3,
+    -2.9546e-3,
     -1.609_603_3e-2,
 ];
 const ERF_BETA: [f32; 5] = [
@@ -169,7 +169,7 @@ mod avx2 {
             8.333_452e-3,
             4.166_579_6e-2,
             1.666_666_5e-1,
-            5.000_000_1e-1,
+            0.5,
         ] {
             y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(c));
         }

@@ -43,6 +43,7 @@ pub fn available() -> bool {
 /// A `[rows, cols]` weight matrix (output x input) quantized per row, stored for the tile kernel:
 /// groups of 16 rows, within a group the 16 rows' values of each column pair side by side (one
 /// vector per column pair). Rows past the last are zero.
+#[derive(Default)]
 pub struct I16Matrix {
     rows: usize,
     cols: usize,
@@ -60,7 +61,7 @@ impl std::fmt::Debug for I16Matrix {
 /// `x` to `q` in `[-max, max]`; returns the scale. AVX-512 when there and `x` is whole vectors.
 fn quantize_slice(x: &[f32], q: &mut [i16], max: i32) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if available() && x.len() % LANES == 0 {
+    if available() && x.len().is_multiple_of(LANES) {
         // SAFETY: AVX-512 was detected; the row is whole vectors.
         return unsafe { avx512::quantize_row(x, q, max) };
     }
@@ -76,17 +77,6 @@ fn quantize_row(x: &[f32], max: i32, mut q: impl FnMut(usize, i16)) -> f32 {
         q(i, (v * id).round() as i16);
     }
     d
-}
-
-impl Default for I16Matrix {
-    fn default() -> Self {
-        Self {
-            rows: 0,
-            cols: 0,
-            packed: Vec::new(),
-            scale: Vec::new(),
-        }
-    }
 }
 
 impl I16Matrix {
@@ -172,7 +162,7 @@ impl I16Matrix {
     /// Zeroed buffers for `[rows, cols]`.
     fn reshape(&mut self, rows: usize, cols: usize) {
         assert!(
-            cols % COL_STEP == 0 && cols > 0,
+            cols.is_multiple_of(COL_STEP) && cols > 0,
             "{cols} columns are not whole steps of {COL_STEP}"
         );
         let groups = rows.div_ceil(LANES);
@@ -384,6 +374,8 @@ mod avx512 {
     /// `G` groups of 16 rows from group `g` by `T` tokens from token `t`, over every column.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    // Register-tile coordinates (i, j) read more plainly as indices than as zipped iterators.
+    #[allow(clippy::needless_range_loop)]
     unsafe fn tile<const G: usize, const T: usize>(
         w: &I16Matrix,
         a: &I16Acts,
