@@ -194,8 +194,10 @@ pub fn answer_hits(
         });
     }
     let prompt = answer::build_prompt(question, &passages);
+    // The system message opens every draft prompt: kept once computed (also on disk).
     let opts = GenOptions {
         max_tokens: cfg.max_tokens,
+        shared_prefix_messages: 1,
         ..Default::default()
     };
     let mut clock = GenClock::default();
@@ -223,6 +225,7 @@ pub fn answer_hits(
         let opts = GenOptions {
             max_tokens: 1,
             score_first: vec![answer::VERDICT_YES.into(), answer::VERDICT_NO.into()],
+            shared_prefix_messages: 1,
             ..Default::default()
         };
         let verdict = clock.generate(

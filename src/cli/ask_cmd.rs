@@ -4,6 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Result;
+use docqa::generate::prefix_store::PrefixStore;
 use docqa::generate::GgufGenerator;
 use docqa::models::{LocalModel, ModelRole, Store};
 use docqa::pipeline::{self, AskConfig, AskOutcome};
@@ -79,8 +80,9 @@ pub fn load_generator(
 ) -> Result<(GgufGenerator, LocalModel)> {
     store.registry().get_role(name, ModelRole::Generator)?;
     let model = store.ensure(name, global.fetch_options(), &mut global.progress_printer())?;
-    let (path, _) = model.runtime_gguf();
-    let generator = GgufGenerator::load(path, &candle_core::Device::Cpu)?;
+    let (path, sha256) = model.runtime_gguf();
+    let mut generator = GgufGenerator::load(path, &candle_core::Device::Cpu)?;
+    generator.set_prefix_store(PrefixStore::new(store.root().join("prefixes"), sha256));
     Ok((generator, model))
 }
 

@@ -11,6 +11,7 @@ mod copy;
 mod gguf;
 mod kernels;
 mod model;
+pub mod prefix_store;
 pub mod requant;
 pub mod template;
 pub mod tokenizer;
@@ -111,7 +112,7 @@ pub struct GenOptions {
 
 /// Bumped whenever decoding changes what a given prompt and options produce (a kernel, the
 /// copy constraint, stop handling), so cached generations from older code are not replayed.
-pub const DECODER_VERSION: u32 = 2;
+pub const DECODER_VERSION: u32 = 3;
 
 impl GenOptions {
     /// Everything about these options that decides the generated text, with the decoder

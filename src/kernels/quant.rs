@@ -782,9 +782,9 @@ mod x86 {
     /// A K-format super-block's 32-value vector `v` (0..8) of the block at `b`, as unsigned
     /// bytes in element order.
     #[inline(always)]
-    unsafe fn k_vector(kind: QType, b: *const u8, v: usize) -> __m256i {
+    unsafe fn k_vector<const K: u8>(b: *const u8, v: usize) -> __m256i {
         let m4 = _mm256_set1_epi8(0x0F);
-        match kind {
+        match kind_of(K) {
             QType::Q4K => {
                 let q = load(b.add(16 + 32 * (v / 2)));
                 if v % 2 == 0 {
@@ -843,38 +843,51 @@ mod x86 {
         }
     }
 
-    /// A K-format tile: `R` rows by `T` tokens over `nsb` super-blocks; `metas` holds the rows'
-    /// scales (`[r][sb]`) or is empty, and then they are computed here.
+    /// The format a const generic stands for (const generics over enums are not stable).
     #[inline(always)]
-    unsafe fn tile_k<O: Ops, const R: usize, const T: usize>(
-        kind: QType,
+    const fn kind_of(k: u8) -> QType {
+        match k {
+            0 => QType::Q4K,
+            1 => QType::Q5K,
+            2 => QType::Q6K,
+            _ => QType::Q8_0,
+        }
+    }
+
+    /// A K-format tile: `R` rows by `T` tokens over `nsb` super-blocks of format `K`. With
+    /// `PRE`, `metas` holds the rows' scales (`[r][sb]`); without, they are computed here.
+    #[inline(always)]
+    unsafe fn tile_k<O: Ops, const K: u8, const PRE: bool, const R: usize, const T: usize>(
         w: [*const u8; R],
         a: [ActRow; T],
         nsb: usize,
         metas: &[KMeta],
     ) -> [[f32; T]; R] {
+        let kind = kind_of(K);
         let bb = kind.block_bytes();
         let mut facc = [[_mm256_setzero_ps(); T]; R];
+        let mut local = [EMPTY_META; R];
         for sb in 0..nsb {
             // Plain loops: closures here would not inherit the caller's target features.
-            let mut meta = [EMPTY_META; R];
+            let mut meta: [*const KMeta; R] = [std::ptr::null(); R];
             for r in 0..R {
-                meta[r] = if metas.is_empty() {
-                    k_meta(kind, w[r].add(sb * bb))
+                if PRE {
+                    meta[r] = metas.as_ptr().add(r * nsb + sb);
                 } else {
-                    metas[r * nsb + sb]
-                };
+                    local[r] = k_meta(kind, w[r].add(sb * bb));
+                    meta[r] = &local[r];
+                }
             }
             let mut acc = [[_mm256_setzero_si256(); T]; R];
             for v in 0..8 {
                 let mut wv = [_mm256_setzero_si256(); R];
                 for r in 0..R {
-                    wv[r] = k_vector(kind, w[r].add(sb * bb), v);
+                    wv[r] = k_vector::<K>(w[r].add(sb * bb), v);
                 }
                 for t in 0..T {
                     let av = load(a[t].qs.add(sb * 256 + 32 * v) as *const u8);
                     for r in 0..R {
-                        acc[r][t] = O::dot_scaled(acc[r][t], wv[r], av, meta[r].sc[v]);
+                        acc[r][t] = O::dot_scaled(acc[r][t], wv[r], av, (*meta[r]).sc[v]);
                     }
                 }
             }
@@ -882,20 +895,20 @@ mod x86 {
                 let da = _mm256_set1_ps(*a[t].d.add(sb));
                 let bs = _mm256_loadu_si256(a[t].bsums.add(sb * 16) as *const __m256i);
                 for r in 0..R {
-                    let off_i = _mm256_madd_epi16(meta[r].off, bs);
-                    if kind == QType::Q6K {
+                    let meta = &*meta[r];
+                    let off_i = _mm256_madd_epi16(meta.off, bs);
+                    if K == 2 {
                         // (q - 32)·a summed exactly: the two sums nearly cancel.
                         let exact = _mm256_sub_epi32(acc[r][t], _mm256_slli_epi32(off_i, 5));
-                        let sum =
-                            _mm256_mul_ps(_mm256_cvtepi32_ps(exact), _mm256_set1_ps(meta[r].d));
+                        let sum = _mm256_mul_ps(_mm256_cvtepi32_ps(exact), _mm256_set1_ps(meta.d));
                         facc[r][t] = _mm256_fmadd_ps(sum, da, facc[r][t]);
                         continue;
                     }
                     let off = _mm256_cvtepi32_ps(off_i);
                     let sum = _mm256_fmsub_ps(
                         _mm256_cvtepi32_ps(acc[r][t]),
-                        _mm256_set1_ps(meta[r].d),
-                        _mm256_mul_ps(off, _mm256_set1_ps(meta[r].doff)),
+                        _mm256_set1_ps(meta.d),
+                        _mm256_mul_ps(off, _mm256_set1_ps(meta.doff)),
                     );
                     facc[r][t] = _mm256_fmadd_ps(sum, da, facc[r][t]);
                 }
@@ -959,9 +972,15 @@ mod x86 {
         nb: usize,
         metas: &[KMeta],
     ) -> [[f32; T]; R] {
-        match kind {
-            QType::Q8_0 => tile_q8_0::<O, R, T>(w, a, nb),
-            _ => tile_k::<O, R, T>(kind, w, a, nb, metas),
+        // Tiles of several tokens come with their rows' scales computed once.
+        match (kind, T > 1) {
+            (QType::Q8_0, _) => tile_q8_0::<O, R, T>(w, a, nb),
+            (QType::Q4K, true) => tile_k::<O, 0, true, R, T>(w, a, nb, metas),
+            (QType::Q4K, false) => tile_k::<O, 0, false, R, T>(w, a, nb, metas),
+            (QType::Q5K, true) => tile_k::<O, 1, true, R, T>(w, a, nb, metas),
+            (QType::Q5K, false) => tile_k::<O, 1, false, R, T>(w, a, nb, metas),
+            (QType::Q6K, true) => tile_k::<O, 2, true, R, T>(w, a, nb, metas),
+            (QType::Q6K, false) => tile_k::<O, 2, false, R, T>(w, a, nb, metas),
         }
     }
 
