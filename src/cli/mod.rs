@@ -168,13 +168,14 @@ impl Command {
         }
     }
 
-    fn corpus(&self) -> Option<&corpus_cmd::CorpusArgs> {
+    /// The subcommand's name and its corpus flags, for the commands that read documents.
+    fn corpus(&self) -> Option<(&'static str, &corpus_cmd::CorpusArgs)> {
         match self {
-            Command::Ask { corpus, .. }
-            | Command::Search { corpus, .. }
-            | Command::Index { corpus, .. }
-            | Command::Eval { corpus, .. }
-            | Command::Compare { corpus, .. } => Some(corpus),
+            Command::Ask { corpus, .. } => Some(("ask", corpus)),
+            Command::Search { corpus, .. } => Some(("search", corpus)),
+            Command::Index { corpus, .. } => Some(("index", corpus)),
+            Command::Eval { corpus, .. } => Some(("eval", corpus)),
+            Command::Compare { corpus, .. } => Some(("compare", corpus)),
             Command::Models { .. } | Command::EmbedWorker => None,
         }
     }
@@ -183,9 +184,15 @@ impl Command {
 impl Cli {
     /// Checks what clap cannot check one flag at a time; a failure is a usage error (exit 2).
     fn validate(&self) -> Result<(), clap::Error> {
-        if let Some(corpus) = self.command.corpus() {
+        if let Some((name, corpus)) = self.command.corpus() {
             corpus.check().map_err(|msg| {
-                Cli::command().error(clap::error::ErrorKind::ValueValidation, msg)
+                // Built so the usage line names the subcommand (`docqa index [OPTIONS] ...`).
+                let mut cmd = Cli::command();
+                cmd.build();
+                let sub = cmd
+                    .find_subcommand_mut(name)
+                    .expect("the subcommand that parsed");
+                sub.error(clap::error::ErrorKind::ValueValidation, msg)
             })?;
         }
         Ok(())

@@ -86,11 +86,8 @@ pub struct LoadReport {
 /// What a file of an unsupported type is skipped for.
 fn unsupported_reason(path: &Path) -> String {
     match path.extension() {
-        Some(ext) => format!(
-            "unsupported file type .{} (docqa reads .txt, .md and .html)",
-            ext.to_string_lossy()
-        ),
-        None => "no file extension (docqa reads .txt, .md and .html)".to_string(),
+        Some(ext) => format!("unsupported file type .{}", ext.to_string_lossy()),
+        None => "no file extension".to_string(),
     }
 }
 
@@ -254,9 +251,7 @@ fn load_file(id: DocId, path: &Path, kind: DocKind) -> Result<Document, String> 
     })?;
     // Valid UTF-8 yet not text: a NUL byte does not occur in a text file.
     if let Some(at) = raw.find('\0') {
-        return Err(format!(
-            "binary file (a NUL byte at offset {at}); docqa reads plain text"
-        ));
+        return Err(format!("binary file, not text (a NUL byte at offset {at})"));
     }
     let (text, html_title) = match kind {
         DocKind::Html => {
@@ -375,7 +370,7 @@ mod tests {
             "{skipped:?}"
         );
         assert!(
-            skipped[1].contains("nul.txt: binary file (a NUL byte at offset 0)"),
+            skipped[1].contains("nul.txt: binary file, not text (a NUL byte at offset 0)"),
             "{skipped:?}"
         );
 
@@ -387,7 +382,7 @@ mod tests {
             matches!(err, CorpusError::NothingReadable { count: 1, .. }),
             "{err}"
         );
-        assert!(err.to_string().contains("nul.txt (binary file"), "{err}");
+        assert!(err.to_string().contains("nul.txt: binary file"), "{err}");
     }
 
     #[test]
@@ -414,11 +409,10 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains(&empty.display().to_string()), "{msg}");
         assert!(
-            msg.contains("skipped 2: notes.pdf (unsupported file type .pdf"),
-            "{msg}"
-        );
-        assert!(
-            msg.contains("sub/letter.docx (unsupported file type .docx"),
+            msg.ends_with(
+                " (skipped 2 files: notes.pdf: unsupported file type .pdf; sub/letter.docx: \
+                 unsupported file type .docx)"
+            ),
             "{msg}"
         );
 

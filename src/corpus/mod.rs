@@ -77,8 +77,8 @@ pub enum CorpusError {
     Config(String),
 }
 
-/// `; skipped 2: a.pdf (unsupported ...), b.txt (...)`, paths relative to `dir`, the first
-/// few only; empty when nothing was skipped.
+/// ` (skipped 2 files: a.pdf: unsupported ...; b.txt: ...)`, paths relative to `dir`, the
+/// first few only; empty when nothing was skipped.
 fn skipped_list(dir: &Path, skipped: &[LoadWarning]) -> String {
     const SHOWN: usize = 8;
     if skipped.is_empty() {
@@ -89,13 +89,15 @@ fn skipped_list(dir: &Path, skipped: &[LoadWarning]) -> String {
         .take(SHOWN)
         .map(|w| {
             let path = w.path.strip_prefix(dir).unwrap_or(&w.path);
-            format!("{} ({})", path.display(), w.reason)
+            format!("{}: {}", path.display(), w.reason)
         })
         .collect();
-    let mut out = format!("; skipped {}: {}", skipped.len(), shown.join(", "));
+    let files = if skipped.len() == 1 { "file" } else { "files" };
+    let mut out = format!(" (skipped {} {files}: {}", skipped.len(), shown.join("; "));
     if skipped.len() > SHOWN {
-        out.push_str(&format!(", and {} more", skipped.len() - SHOWN));
+        out.push_str(&format!("; and {} more", skipped.len() - SHOWN));
     }
+    out.push(')');
     out
 }
 
