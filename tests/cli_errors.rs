@@ -191,9 +191,12 @@ fn bad_values_are_usage_errors_naming_the_flag() {
         (&["ask", "rivers", "-m", "no-such-model"], "no-such-model"),
         (
             &["ask", "rivers", "-m", "all-minilm-l6-v2"],
-            "not a generator",
+            "`all-minilm-l6-v2` is not a registered generator",
         ),
-        (&["search", "rivers", "--embedder", "gpt-17"], "gpt-17"),
+        (
+            &["search", "rivers", "--embedder", "gpt-17"],
+            "`gpt-17` is not a registered embedder (registered embedders: all-minilm-l6-v2",
+        ),
         (&["eval", "--retrieval-only", "--every", "0"], "--every"),
         (
             &["compare", "--models", "smollm2-135m-instruct,nope"],

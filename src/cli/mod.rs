@@ -216,11 +216,23 @@ pub fn parse_positive(s: &str) -> Result<usize, String> {
     }
 }
 
+/// `name` if the registry has a model of that role by that name; else a message naming the ones
+/// it has.
 fn registered(name: &str, role: ModelRole) -> Result<String, String> {
-    Registry::builtin()
-        .get_role(name, role)
-        .map(|_| name.to_string())
-        .map_err(|e| e.to_string())
+    let registry = Registry::builtin();
+    if registry.get_role(name, role).is_ok() {
+        return Ok(name.to_string());
+    }
+    let known: Vec<&str> = registry
+        .models()
+        .iter()
+        .filter(|m| m.role == role)
+        .map(|m| m.name.0.as_str())
+        .collect();
+    Err(format!(
+        "`{name}` is not a registered {role} (registered {role}s: {}; see `docqa models list`)",
+        known.join(", ")
+    ))
 }
 
 /// A registered generator's name; anything else is a usage error naming the registered ones.
