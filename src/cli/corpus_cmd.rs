@@ -176,8 +176,16 @@ impl CorpusArgs {
         )
         .with_context(|| format!("indexing {}", self.corpus.display()))?;
         bar.finish_and_clear();
-        for (file, why) in &report.skipped_files {
+        // A few lines each run; `docqa index` lists them all.
+        const SHOWN: usize = 5;
+        for (file, why) in report.skipped_files.iter().take(SHOWN) {
             tracing::warn!("skipped {file}: {why}");
+        }
+        if report.skipped_files.len() > SHOWN {
+            tracing::warn!(
+                "skipped {} more files (`docqa index` lists them)",
+                report.skipped_files.len() - SHOWN
+            );
         }
         if report.embedded_chunks > 0 {
             tracing::info!(
