@@ -239,6 +239,14 @@ impl GgufGenerator {
 }
 
 impl Generator for GgufGenerator {
+    fn prompt_tokens(&self, prompt: &Prompt) -> Result<Option<usize>, GenerateError> {
+        self.encode_prompt(prompt).map(|ids| Some(ids.len()))
+    }
+
+    fn context_length(&self) -> Option<usize> {
+        Some(self.info.context_length)
+    }
+
     fn generate(
         &mut self,
         prompt: &Prompt,

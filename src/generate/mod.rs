@@ -219,6 +219,18 @@ pub trait Generator {
         on_token: &mut dyn FnMut(&str),
     ) -> Result<Generation, GenerateError>;
 
+    /// How many tokens `prompt` takes in this model, so that a caller can shorten a prompt to
+    /// fit [`Generator::context_length`]; `None` when the generator cannot tell.
+    fn prompt_tokens(&self, _prompt: &Prompt) -> Result<Option<usize>, GenerateError> {
+        Ok(None)
+    }
+
+    /// The most tokens, prompt and reply together, the model's context holds; `None` when the
+    /// generator has no such limit or cannot tell.
+    fn context_length(&self) -> Option<usize> {
+        None
+    }
+
     /// [`Generator::generate`] without streaming.
     fn generate_text(
         &mut self,
