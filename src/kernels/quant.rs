@@ -800,12 +800,15 @@ mod x86 {
                 } else {
                     _mm256_and_si256(_mm256_srli_epi16(q, 4), m4)
                 };
+                // Bit v of each qh byte, moved to bit 4 (16-bit shifts: the mask drops what
+                // crosses from the neighbouring byte).
                 let qh = load(b.add(16));
-                let bit = _mm256_and_si256(
-                    _mm256_srl_epi16(qh, _mm_cvtsi32_si128(v as i32)),
-                    _mm256_set1_epi8(1),
-                );
-                _mm256_or_si256(low, _mm256_slli_epi16(bit, 4))
+                let moved = match v {
+                    0..=3 => _mm256_sll_epi16(qh, _mm_cvtsi32_si128(4 - v as i32)),
+                    4 => qh,
+                    _ => _mm256_srl_epi16(qh, _mm_cvtsi32_si128(v as i32 - 4)),
+                };
+                _mm256_or_si256(low, _mm256_and_si256(moved, _mm256_set1_epi8(0x10)))
             }
             QType::Q6K => {
                 let (h, i) = (v / 4, v % 4);
@@ -815,12 +818,15 @@ mod x86 {
                 } else {
                     _mm256_and_si256(_mm256_srli_epi16(ql, 4), m4)
                 };
+                // Bits 2i and 2i + 1 of each qh byte, moved to bits 4 and 5.
                 let qh = load(b.add(128 + 32 * h));
-                let high = _mm256_and_si256(
-                    _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * i as i32)),
-                    _mm256_set1_epi8(3),
-                );
-                _mm256_or_si256(low, _mm256_slli_epi16(high, 4))
+                let moved = match i {
+                    0 => _mm256_slli_epi16(qh, 4),
+                    1 => _mm256_slli_epi16(qh, 2),
+                    2 => qh,
+                    _ => _mm256_srli_epi16(qh, 2),
+                };
+                _mm256_or_si256(low, _mm256_and_si256(moved, _mm256_set1_epi8(0x30)))
             }
             QType::Q8_0 => unreachable!("not a K format"),
         }
@@ -891,6 +897,49 @@ mod x86 {
                     }
                 }
             }
+            if T == 4 {
+                // Four tokens' sums reduced together: two levels of horizontal adds leave, in
+                // each 128-bit half, one lane per token, so one conversion and one multiply-add
+                // serve four tokens (the halves are added at the end).
+                let (a0, a1, a2, a3) = (a[0], a[1], a[T.min(2)], a[T.min(3)]);
+                let da4 = _mm_setr_ps(*a0.d.add(sb), *a1.d.add(sb), *a2.d.add(sb), *a3.d.add(sb));
+                let da = _mm256_set_m128(da4, da4);
+                let bs: [__m256i; 4] = [
+                    _mm256_loadu_si256(a0.bsums.add(sb * 16) as *const __m256i),
+                    _mm256_loadu_si256(a1.bsums.add(sb * 16) as *const __m256i),
+                    _mm256_loadu_si256(a2.bsums.add(sb * 16) as *const __m256i),
+                    _mm256_loadu_si256(a3.bsums.add(sb * 16) as *const __m256i),
+                ];
+                for r in 0..R {
+                    let meta = &*meta[r];
+                    let sums = _mm256_hadd_epi32(
+                        _mm256_hadd_epi32(acc[r][0], acc[r][1 % T]),
+                        _mm256_hadd_epi32(acc[r][2 % T], acc[r][3 % T]),
+                    );
+                    let offs = _mm256_hadd_epi32(
+                        _mm256_hadd_epi32(
+                            _mm256_madd_epi16(meta.off, bs[0]),
+                            _mm256_madd_epi16(meta.off, bs[1]),
+                        ),
+                        _mm256_hadd_epi32(
+                            _mm256_madd_epi16(meta.off, bs[2]),
+                            _mm256_madd_epi16(meta.off, bs[3]),
+                        ),
+                    );
+                    let f = &mut facc[r][0];
+                    if K == 2 {
+                        let exact = _mm256_sub_epi32(sums, _mm256_slli_epi32(offs, 5));
+                        let scale = _mm256_mul_ps(_mm256_set1_ps(meta.d), da);
+                        *f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(exact), scale, *f);
+                    } else {
+                        let scale = _mm256_mul_ps(_mm256_set1_ps(meta.d), da);
+                        let min = _mm256_mul_ps(_mm256_set1_ps(meta.doff), da);
+                        *f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, *f);
+                        *f = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(offs), min, *f);
+                    }
+                }
+                continue;
+            }
             for t in 0..T {
                 let da = _mm256_set1_ps(*a[t].d.add(sb));
                 let bs = _mm256_loadu_si256(a[t].bsums.add(sb * 16) as *const __m256i);
@@ -916,6 +965,14 @@ mod x86 {
         }
         let mut out = [[0f32; T]; R];
         for r in 0..R {
+            if T == 4 {
+                let f = facc[r][0];
+                let both = _mm_add_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1));
+                let mut lanes = [0f32; 4];
+                _mm_storeu_ps(lanes.as_mut_ptr(), both);
+                out[r].copy_from_slice(&lanes[..T]);
+                continue;
+            }
             for t in 0..T {
                 out[r][t] = hsum_ps(facc[r][t]);
             }
