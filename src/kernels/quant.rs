@@ -963,21 +963,7 @@ mod x86 {
                 }
             }
         }
-        let mut out = [[0f32; T]; R];
-        for r in 0..R {
-            if T == 4 {
-                let f = facc[r][0];
-                let both = _mm_add_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1));
-                let mut lanes = [0f32; 4];
-                _mm_storeu_ps(lanes.as_mut_ptr(), both);
-                out[r].copy_from_slice(&lanes[..T]);
-                continue;
-            }
-            for t in 0..T {
-                out[r][t] = hsum_ps(facc[r][t]);
-            }
-        }
-        out
+        lanes_out(facc)
     }
 
     /// A Q8_0 tile over `nb` blocks of 32.
@@ -998,6 +984,34 @@ mod x86 {
                 wsgn[r] = load(p.add(2));
                 wabs[r] = _mm256_sign_epi8(wsgn[r], wsgn[r]);
             }
+            if T == 4 {
+                // As in `tile_k`: one lane per token after two levels of horizontal adds.
+                let mut av = [_mm256_setzero_si256(); 4];
+                for (t, v) in av.iter_mut().enumerate() {
+                    *v = load(a[t % T].qs.add(b * 32) as *const u8);
+                }
+                let da4 = _mm_setr_ps(
+                    *a[0].d.add(b),
+                    *a[1 % T].d.add(b),
+                    *a[2 % T].d.add(b),
+                    *a[3 % T].d.add(b),
+                );
+                let da = _mm256_set_m128(da4, da4);
+                for r in 0..R {
+                    let mut dots = [_mm256_setzero_si256(); 4];
+                    for t in 0..4 {
+                        let signed = _mm256_sign_epi8(av[t], wsgn[r]);
+                        dots[t] = O::dot_quads(_mm256_setzero_si256(), wabs[r], signed);
+                    }
+                    let sums = _mm256_hadd_epi32(
+                        _mm256_hadd_epi32(dots[0], dots[1]),
+                        _mm256_hadd_epi32(dots[2], dots[3]),
+                    );
+                    let f = &mut facc[r][0];
+                    *f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_mul_ps(dw[r], da), *f);
+                }
+                continue;
+            }
             for t in 0..T {
                 let av = load(a[t].qs.add(b * 32) as *const u8);
                 let da = _mm256_set1_ps(*a[t].d.add(b));
@@ -1012,8 +1026,23 @@ mod x86 {
                 }
             }
         }
+        lanes_out(facc)
+    }
+
+    /// Each row's sums: with four tokens, one lane per token in each 128-bit half of the first
+    /// accumulator; otherwise one accumulator per token.
+    #[inline(always)]
+    unsafe fn lanes_out<const R: usize, const T: usize>(facc: [[__m256; T]; R]) -> [[f32; T]; R] {
         let mut out = [[0f32; T]; R];
         for r in 0..R {
+            if T == 4 {
+                let f = facc[r][0];
+                let both = _mm_add_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1));
+                let mut lanes = [0f32; 4];
+                _mm_storeu_ps(lanes.as_mut_ptr(), both);
+                out[r].copy_from_slice(&lanes[..T]);
+                continue;
+            }
             for t in 0..T {
                 out[r][t] = hsum_ps(facc[r][t]);
             }
