@@ -101,8 +101,8 @@ impl BertEmbedder {
             .map_err(|e| load_err("config", config, e.to_string()))?;
         let mut tok = Tokenizer::from_file(tokenizer)
             .map_err(|e| load_err("tokenizer", tokenizer, e.to_string()))?;
-        // The model's tokenizer.json pads to a fixed 128 tokens; batches pad themselves to
-        // their longest text instead.
+        // The model's tokenizer.json pads to a fixed 128 tokens; the forward pass takes each
+        // text at its own length instead.
         tok.with_padding(None);
         tok.with_truncation(Some(TruncationParams {
             max_length: MAX_TOKENS,
@@ -165,7 +165,7 @@ impl BertEmbedder {
         Ok(out)
     }
 
-    /// Texts per forward pass (default [`BATCH`]); 1 runs each text alone, unpadded.
+    /// Texts per forward pass (default [`BATCH`]); 1 runs each text alone.
     pub fn with_batch(mut self, batch: usize) -> Self {
         self.batch = batch.max(1);
         self
@@ -185,14 +185,16 @@ impl BertEmbedder {
     }
 }
 
-/// Texts per forward pass. Texts are sorted by token count and batched with their neighbours,
-/// so a batch pads to within a few tokens; measured on 2 cores, see `benches/pipeline.rs`.
+/// Texts per forward pass. Texts are sorted by token count and batched with their neighbours
+/// (a habit from when batches were padded to their longest text; the forward pass no longer
+/// pads); measured on 2 cores, see `benches/pipeline.rs`.
 pub const BATCH: usize = 8;
 
-/// Texts per forward pass in a single-threaded worker process, where smaller batches win: on 2
-/// shared cores, two workers embedded 30.8 chunks/s at batch 4 against 27.9 at 8 and 27.1 at 1
-/// (`benches/pipeline.rs`, medians of 3, one session), while in-process with two threads batch
-/// 8 beat 4 (21.8 against 18.9).
+/// Texts per forward pass in a single-threaded worker process. Chosen for candle's padded
+/// forward pass (on 2 shared cores, two workers embedded 30.8 chunks/s at batch 4 against 27.9
+/// at 8 and 27.1 at 1, `benches/pipeline.rs`, medians of 3, one session); not re-measured for
+/// docqa's unpadded one, where 4 texts (~500 tokens) already give its integer products whole
+/// 96-token blocks.
 pub const WORKER_BATCH: usize = 4;
 
 /// Groups `lens` (token counts) into batches of at most `batch` indices of similar length:
