@@ -3,7 +3,9 @@
 //! leaves a file that passes as complete.
 //!
 //! A verified file gets a stamp (`.NAME.verified`: hash, size, mtime). A file whose stamp is
-//! missing or stale is hashed again before use; `models verify` always hashes.
+//! missing or stale is hashed again before use; `models verify` always hashes, and a file that
+//! fails loses its stamp and is moved aside (`NAME.corrupt`), so the next use fetches or
+//! derives it again instead of trusting a stamp that bit rot left valid.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -129,8 +131,11 @@ pub enum FileState {
     Verified,
     /// Present but not verified since it was last written.
     Unverified,
+    /// Present with another hash than the registry's. `moved_to`: where [`Store::verify`] put
+    /// the file, out of the way of the next fetch.
     Corrupt {
         actual: String,
+        moved_to: Option<PathBuf>,
     },
 }
 
@@ -228,7 +233,12 @@ impl Store {
                     write_stamp(&path, &actual)?;
                     FileState::Verified
                 } else {
-                    FileState::Corrupt { actual }
+                    // A stamp vouching for this file is wrong, whatever happens to the file.
+                    remove_stamp(&path)?;
+                    FileState::Corrupt {
+                        actual,
+                        moved_to: None,
+                    }
                 }
             } else {
                 FileState::Unverified
@@ -248,6 +258,22 @@ impl Store {
             download_size: spec.download_size(),
             files,
         })
+    }
+
+    /// Hashes every present file of `name` (as `status(name, true)`) and moves each file that
+    /// fails aside to `NAME.corrupt` beside it (replacing an older one), without its stamp: the
+    /// next use finds the file missing and fetches or derives it again, and a `pull` that
+    /// succeeds removes the moved copy.
+    pub fn verify(&self, name: &str) -> Result<ModelStatus, StoreError> {
+        let mut status = self.status(name, true)?;
+        for f in &mut status.files {
+            if let FileState::Corrupt { moved_to, .. } = &mut f.state {
+                let aside = corrupt_path(&f.path);
+                fs::rename(&f.path, &aside).map_err(io_err(&f.path))?;
+                *moved_to = Some(aside);
+            }
+        }
+        Ok(status)
     }
 
     /// Returns the model with every file verified, fetching what is missing. A present file whose
@@ -363,6 +389,7 @@ impl Store {
                         let got = &assembled[&f.name];
                         fs::rename(&got.path, &dest).map_err(io_err(&dest))?;
                         write_stamp(&dest, &got.sha256)?;
+                        remove_if_present(&corrupt_path(&dest))?;
                     }
                     let _ = fs::remove_dir_all(&work);
                     progress(&format!(
@@ -433,6 +460,7 @@ impl Store {
         let dest = dir.join(file);
         fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
         write_stamp(&dest, &actual)?;
+        remove_if_present(&corrupt_path(&dest))?;
         let _ = fs::remove_dir_all(&work);
         Ok(())
     }
@@ -471,6 +499,23 @@ fn check_file(spec: &ModelSpec, path: &Path, expected: &str) -> Result<Check, St
 fn stamp_path(path: &Path) -> PathBuf {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     path.with_file_name(format!(".{name}.verified"))
+}
+
+/// Where [`Store::verify`] moves a file that failed its hash.
+fn corrupt_path(path: &Path) -> PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!("{name}.corrupt"))
+}
+
+fn remove_if_present(path: &Path) -> Result<(), StoreError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(path)(e)),
+        _ => Ok(()),
+    }
+}
+
+fn remove_stamp(path: &Path) -> Result<(), StoreError> {
+    remove_if_present(&stamp_path(path))
 }
 
 fn file_identity(path: &Path) -> Option<(u64, u128)> {
