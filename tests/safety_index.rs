@@ -683,10 +683,13 @@ fn a_killed_build_resumes_from_its_checkpoint_and_ends_with_the_same_index() {
     );
     assert!(report["rebuilt_reason"].is_null(), "{report:#}");
     let progress = text(&out.stderr);
-    let line = progress
+    let lines: Vec<&str> = progress
         .lines()
-        .find(|l| l.contains("chunks embedded") && l.contains("files"))
-        .unwrap_or_else(|| panic!("no progress line on stderr: {progress}"));
+        .filter(|l| l.contains("chunks embedded") && l.contains("files"))
+        .collect();
+    assert!(lines.len() >= 2, "no progress lines on stderr: {progress}");
+    assert!(lines[0].contains("left"), "{}", lines[0]);
+    let line = lines[lines.len() - 1];
     assert!(
         line.contains("chunks/s") && line.contains("done in"),
         "{line}"
