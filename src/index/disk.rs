@@ -74,20 +74,33 @@ pub enum IndexPathState {
 /// Says what is at `path` without following a symbolic link or opening anything but a regular
 /// file. Anything docqa did not write is [`IndexError::NotAnIndex`], naming the path.
 pub fn check_path(path: &Path) -> Result<IndexPathState, IndexError> {
-    Ok(inspect(path)?.0)
+    Ok(match inspect(path)? {
+        Inspected::Absent => IndexPathState::Absent,
+        Inspected::Empty => IndexPathState::Empty,
+        Inspected::Docqa { .. } => IndexPathState::Docqa,
+    })
 }
 
-/// [`check_path`], keeping the opened file (positioned after the magic line) and the magic line.
-fn inspect(
-    path: &Path,
-) -> Result<(IndexPathState, Option<(BufReader<File>, Vec<u8>)>), IndexError> {
+/// [`IndexPathState`], with docqa's file opened.
+enum Inspected {
+    Absent,
+    Empty,
+    /// `reader` is positioned after the magic line, `magic`.
+    Docqa {
+        reader: BufReader<File>,
+        magic: Vec<u8>,
+    },
+}
+
+/// [`check_path`], keeping the opened file.
+fn inspect(path: &Path) -> Result<Inspected, IndexError> {
     let refuse = |why: &str| IndexError::NotAnIndex {
         path: path.to_path_buf(),
         why: why.to_string(),
     };
     let meta = match fs::symlink_metadata(path) {
         Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((IndexPathState::Absent, None)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Inspected::Absent),
         Err(e) => return Err(io_err(path)(e)),
     };
     let kind = meta.file_type();
@@ -113,7 +126,7 @@ fn inspect(
         return Err(refuse("it changed while being checked"));
     }
     if opened.len() == 0 {
-        return Ok((IndexPathState::Empty, None));
+        return Ok(Inspected::Empty);
     }
     let mut reader = BufReader::new(file);
     let mut magic = Vec::new();
@@ -126,7 +139,7 @@ fn inspect(
             "it does not start with docqa's `{MAGIC}` line"
         )));
     }
-    Ok((IndexPathState::Docqa, Some((reader, magic))))
+    Ok(Inspected::Docqa { reader, magic })
 }
 
 /// Reads and checks an index file: [`IndexError::Corrupt`] for any damage to a docqa file,
@@ -137,14 +150,10 @@ pub(super) fn read(path: &Path) -> Result<Stored, IndexError> {
         path: path.to_path_buf(),
         why,
     };
-    let (state, opened) = inspect(path)?;
-    let (mut r, magic) = match (state, opened) {
-        (IndexPathState::Absent, _) => {
-            return Err(io_err(path)(io::ErrorKind::NotFound.into()));
-        }
-        (IndexPathState::Empty, _) => return Err(corrupt("empty file".into())),
-        (IndexPathState::Docqa, Some(opened)) => opened,
-        (IndexPathState::Docqa, None) => unreachable!("inspect opens docqa's files"),
+    let (mut r, magic) = match inspect(path)? {
+        Inspected::Absent => return Err(io_err(path)(io::ErrorKind::NotFound.into())),
+        Inspected::Empty => return Err(corrupt("empty file".into())),
+        Inspected::Docqa { reader, magic } => (reader, magic),
     };
     if magic != format!("{MAGIC} {FORMAT_VERSION}\n").as_bytes() {
         let shown = String::from_utf8_lossy(&magic).trim_end().to_string();

@@ -276,10 +276,12 @@ impl Index {
         }
         let (mut vectors, previous_files) = reuse_vectors(previous, &loaded.documents, &chunks);
         let files = file_table(&loaded.documents, &chunks);
+        let before: HashMap<&DocId, &str> = previous_files
+            .iter()
+            .map(|f| (&f.doc, f.content_hash.as_str()))
+            .collect();
         for f in &files {
-            let was_there = previous_files
-                .iter()
-                .any(|p| p.doc == f.doc && p.content_hash == f.content_hash);
+            let was_there = before.get(&f.doc) == Some(&f.content_hash.as_str());
             let all_reused = (f.first..f.first + f.count).all(|i| vectors[i].is_some());
             if was_there && all_reused {
                 report.reused_files.push(f.doc.to_string());
@@ -287,11 +289,12 @@ impl Index {
                 report.embedded_files.push(f.doc.to_string());
             }
         }
-        for f in &previous_files {
-            if !files.iter().any(|n| n.doc == f.doc) {
-                report.removed_files.push(f.doc.to_string());
-            }
-        }
+        let now: HashSet<&DocId> = files.iter().map(|f| &f.doc).collect();
+        report.removed_files = previous_files
+            .iter()
+            .filter(|f| !now.contains(&f.doc))
+            .map(|f| f.doc.to_string())
+            .collect();
 
         let todo: Vec<usize> = (0..chunks.len())
             .filter(|&i| vectors[i].is_none())
