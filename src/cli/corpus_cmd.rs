@@ -25,7 +25,8 @@ pub struct CorpusArgs {
     /// Embedding model (see `docqa models list`)
     #[arg(long, default_value = DEFAULT_EMBEDDER)]
     pub embedder: String,
-    /// Index file [default: under the cache, keyed by the corpus folder's absolute path]
+    /// Index file [default: under the cache, keyed by the corpus folder's absolute path].
+    /// Only a docqa index (or an empty file) there is ever replaced; anything else is refused
     #[arg(long)]
     pub index: Option<PathBuf>,
     /// Target chunk size in tokens (changing it re-indexes)

@@ -464,3 +464,174 @@ impl WriteLock {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::corpus::ChunkId;
+
+    fn chunk(doc: &str, ordinal: u32) -> Chunk {
+        let doc = DocId::new(doc);
+        Chunk {
+            id: ChunkId::new(doc.stem(), ordinal),
+            text: format!("text {ordinal} of {doc}"),
+            doc,
+            start: 0,
+            end: 10,
+            title: String::new(),
+        }
+    }
+
+    fn entry(doc: &str, first: usize, count: usize) -> FileEntry {
+        FileEntry {
+            doc: DocId::new(doc),
+            content_hash: format!("hash of {doc}"),
+            first,
+            count,
+        }
+    }
+
+    /// Three files' chunks (2 + 1 + 2) and 2-d vectors numbering them.
+    fn sample() -> (Vec<Chunk>, Vec<Vec<f32>>, Vec<FileEntry>) {
+        let chunks = vec![
+            chunk("a.txt", 0),
+            chunk("a.txt", 1),
+            chunk("b.txt", 0),
+            chunk("c.txt", 0),
+            chunk("c.txt", 1),
+        ];
+        let vectors = (0..5).map(|i| vec![i as f32, -(i as f32)]).collect();
+        let files = vec![
+            entry("a.txt", 0, 2),
+            entry("b.txt", 2, 1),
+            entry("c.txt", 3, 2),
+        ];
+        (chunks, vectors, files)
+    }
+
+    fn write_files(path: &Path, picked: &[&FileEntry]) -> Result<(), IndexError> {
+        let (chunks, vectors, _) = sample();
+        let vector = |i: usize| vectors[i].as_slice();
+        write(
+            path,
+            &Contents {
+                embedder_id: "test-embedder",
+                settings: &IndexSettings::default(),
+                dim: 2,
+                files: picked.to_vec(),
+                chunks: &chunks,
+                vector: &vector,
+            },
+        )
+    }
+
+    #[test]
+    fn a_subset_of_files_is_written_renumbered_and_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.docqa");
+        let (chunks, vectors, files) = sample();
+        // What a checkpoint writes: the finished files only, here a and c.
+        write_files(&path, &[&files[0], &files[2]]).unwrap();
+        let stored = read(&path).unwrap();
+        assert_eq!(stored.embedder_id, "test-embedder");
+        assert_eq!(
+            stored.chunks,
+            [&chunks[0], &chunks[1], &chunks[3], &chunks[4]].map(Clone::clone)
+        );
+        assert_eq!(
+            stored.vectors,
+            [&vectors[0], &vectors[1], &vectors[3], &vectors[4]].map(Clone::clone)
+        );
+        assert_eq!(stored.files, [entry("a.txt", 0, 2), entry("c.txt", 2, 2)]);
+        assert!(stray_temps(dir.path()).is_empty());
+    }
+
+    fn stray_temps(dir: &Path) -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp"))
+            .collect()
+    }
+
+    #[test]
+    fn only_absent_empty_and_docqa_files_may_be_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        assert_eq!(check_path(&at("absent")).unwrap(), IndexPathState::Absent);
+        fs::write(at("empty"), "").unwrap();
+        assert_eq!(check_path(&at("empty")).unwrap(), IndexPathState::Empty);
+        write_files(&at("own"), &[]).unwrap();
+        assert_eq!(check_path(&at("own")).unwrap(), IndexPathState::Docqa);
+
+        fs::write(at("notes"), "precious\n").unwrap();
+        std::os::unix::fs::symlink(at("own"), at("link")).unwrap();
+        fs::create_dir(at("dir")).unwrap();
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(at("fifo"))
+            .status()
+            .unwrap();
+        assert!(fifo.success());
+        for (name, why) in [
+            ("notes", "does not start with"),
+            ("link", "symbolic link"),
+            ("dir", "directory"),
+            ("fifo", "FIFO"),
+        ] {
+            match check_path(&at(name)) {
+                Err(IndexError::NotAnIndex { path, why: got }) => {
+                    assert_eq!(path, at(name));
+                    assert!(got.contains(why), "{name}: {got}");
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+            assert!(matches!(
+                write_files(&at(name), &[]),
+                Err(IndexError::NotAnIndex { .. })
+            ));
+        }
+        assert_eq!(fs::read_to_string(at("notes")).unwrap(), "precious\n");
+        assert!(fs::symlink_metadata(at("link")).unwrap().is_symlink());
+        assert!(stray_temps(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn binary_bytes_after_the_magic_line_are_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.docqa");
+        let mut bytes = b"DOCQA-INDEX 1\n".to_vec();
+        bytes.extend((0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+        fs::write(&path, &bytes).unwrap();
+        assert!(matches!(read(&path), Err(IndexError::Corrupt { .. })));
+        fs::write(&path, b"DOCQA-INDEX 7\n{}\n").unwrap();
+        match read(&path) {
+            Err(IndexError::Corrupt { why, .. }) => assert!(why.contains("format 1"), "{why}"),
+            other => panic!("{:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn a_second_lock_waits_for_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.docqa");
+        let first = WriteLock::acquire(&path).unwrap();
+        assert!(!first.waited());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let second = WriteLock::acquire(&path).unwrap();
+                tx.send(()).unwrap();
+                second.waited()
+            })
+        };
+        // Held by `first`: the second cannot get it.
+        let held = std::time::Duration::from_millis(300);
+        assert!(rx.recv_timeout(held).is_err(), "two writers held the lock");
+        drop(first);
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the lock was not handed on");
+        assert!(waiter.join().unwrap(), "the second writer did not wait");
+        assert!(lock_path(&path).is_file());
+    }
+}
