@@ -9,6 +9,7 @@ pub mod embed;
 pub mod eval;
 pub mod generate;
 pub mod index;
+pub mod kernels;
 pub mod models;
 pub mod pipeline;
 

@@ -83,6 +83,10 @@ pub struct Timings {
 #[derive(Debug, Clone, Serialize)]
 pub struct AskOutcome {
     pub hits: Vec<Hit>,
+    /// How many of `hits`, from the first, the prompt showed the model: all of them unless the
+    /// model's context holds fewer (then as many as fit beside room for the answer); 0 when
+    /// docqa abstained before generating.
+    pub passages_used: usize,
     pub checked: CheckedAnswer,
     /// The words of the first supported answer sentence that answer the question (a span of that
     /// sentence, so as grounded as it is); `None` when docqa abstained or the step was off.
@@ -160,7 +164,7 @@ pub fn answer_hits(
         .iter()
         .filter_map(|h| h.dense.map(|d| d.score))
         .fold(f32::MIN, f32::max);
-    let passages: Vec<Passage> = hits
+    let mut passages: Vec<Passage> = hits
         .iter()
         .map(|h| {
             let c = &index.chunks[h.index];
@@ -176,6 +180,7 @@ pub fn answer_hits(
         timings.total_ms = started.elapsed().as_secs_f64() * 1e3;
         return Ok(AskOutcome {
             hits,
+            passages_used: 0,
             checked: CheckedAnswer {
                 text: answer::ABSTAIN_TEXT.into(),
                 sentences: Vec::new(),
@@ -193,9 +198,21 @@ pub fn answer_hits(
             timings,
         });
     }
+    // A `-k` past the model's context costs the passages that do not fit, not the answer.
+    if let Some(context) = generator.context_length() {
+        let limit = context.saturating_sub(cfg.max_tokens);
+        let generator = &*generator;
+        let fit = answer::passages_that_fit(question, &passages, limit, |p| {
+            generator.prompt_tokens(p).map(|n| n.unwrap_or(0))
+        })?;
+        // Not even one passage fits: generating reports the prompt's size.
+        passages.truncate(fit.max(1));
+    }
     let prompt = answer::build_prompt(question, &passages);
+    // The system message opens every draft prompt: kept once computed (also on disk).
     let opts = GenOptions {
         max_tokens: cfg.max_tokens,
+        shared_prefix_messages: 1,
         ..Default::default()
     };
     let mut clock = GenClock::default();
@@ -223,6 +240,7 @@ pub fn answer_hits(
         let opts = GenOptions {
             max_tokens: 1,
             score_first: vec![answer::VERDICT_YES.into(), answer::VERDICT_NO.into()],
+            shared_prefix_messages: 1,
             ..Default::default()
         };
         let verdict = clock.generate(
@@ -278,6 +296,7 @@ pub fn answer_hits(
     timings.total_ms = started.elapsed().as_secs_f64() * 1e3 - clock.wall_ms + clock.cost_ms;
     Ok(AskOutcome {
         hits,
+        passages_used: passages.len(),
         checked,
         short_answer,
         draft: generation.text,

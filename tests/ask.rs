@@ -313,6 +313,47 @@ impl Generator for Scripted {
     }
 }
 
+/// Words in a prompt's messages: how [`SmallContext`] counts tokens.
+fn prompt_words(prompt: &Prompt) -> usize {
+    prompt
+        .messages
+        .iter()
+        .map(|m| m.content.split_whitespace().count())
+        .sum()
+}
+
+/// [`Scripted`] behind a context of `context` tokens (words), which it refuses to overrun.
+struct SmallContext {
+    inner: Scripted,
+    context: usize,
+}
+
+impl Generator for SmallContext {
+    fn prompt_tokens(&self, prompt: &Prompt) -> Result<Option<usize>, GenerateError> {
+        Ok(Some(prompt_words(prompt)))
+    }
+
+    fn context_length(&self) -> Option<usize> {
+        Some(self.context)
+    }
+
+    fn generate(
+        &mut self,
+        prompt: &Prompt,
+        opts: &GenOptions,
+        on_token: &mut dyn FnMut(&str),
+    ) -> Result<Generation, GenerateError> {
+        let prompt_tokens = prompt_words(prompt);
+        if prompt_tokens + opts.max_tokens > self.context {
+            return Err(GenerateError::PromptTooLong {
+                prompt_tokens,
+                context: self.context,
+            });
+        }
+        self.inner.generate(prompt, opts, on_token)
+    }
+}
+
 /// Up to and including the first full stop that ends a sentence.
 fn first_sentence(text: &str) -> &str {
     let text = text.trim_start();
@@ -343,6 +384,67 @@ fn verbatim_sentence(index: &Index, hits: &[index::Hit]) -> String {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[test]
+fn passages_past_the_models_context_are_left_out_of_the_prompt() {
+    // Library level: real retrieval over seeds/ with -k 10, a generator whose context holds the
+    // question, three passages and the answer's tokens, and no more.
+    let tmp = tempfile::tempdir().unwrap();
+    let index = seeds_index(tmp.path());
+    let mut cfg = AskConfig::default();
+    cfg.retrieval.k = 10;
+    let hits = index::retrieve(&index, embedder(), NAKASONE_Q, &cfg.retrieval).unwrap();
+    assert_eq!(hits.len(), 10);
+    let passages: Vec<docqa::answer::Passage> = hits
+        .iter()
+        .map(|h| {
+            let c = &index.chunks[h.index];
+            docqa::answer::Passage {
+                id: c.id.clone(),
+                title: c.title.clone(),
+                text: c.text.clone(),
+            }
+        })
+        .collect();
+    let three = prompt_words(&docqa::answer::build_prompt(NAKASONE_Q, &passages[..3]));
+    let sentence = verbatim_sentence(&index, &hits);
+    let mut generator = SmallContext {
+        inner: Scripted::new(&[&format!("{sentence} [1]"), "General Paul Nakasone"]),
+        context: three + cfg.max_tokens,
+    };
+    let outcome = pipeline::ask(
+        NAKASONE_Q,
+        &index,
+        embedder(),
+        &mut generator,
+        &cfg,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(outcome.passages_used, 3, "{:#?}", outcome.timings);
+    assert_eq!(outcome.hits.len(), 10, "the retrieval is reported whole");
+    let user = &generator.inner.prompts[0].messages.last().unwrap().content;
+    assert!(
+        user.contains("\n[3] ") && !user.contains("\n[4] "),
+        "{user}"
+    );
+    assert!(!outcome.checked.abstained, "{:#?}", outcome.checked);
+    assert_eq!(outcome.checked.cited, vec![0]);
+
+    // With room for all ten, all ten are shown.
+    let ten = prompt_words(&docqa::answer::build_prompt(NAKASONE_Q, &passages));
+    generator.context = ten + cfg.max_tokens;
+    let outcome = pipeline::ask(
+        NAKASONE_Q,
+        &index,
+        embedder(),
+        &mut generator,
+        &cfg,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(outcome.passages_used, 10);
 }
 
 #[test]

@@ -369,7 +369,7 @@ fn row_missing_question_is_reported_with_file_and_line() {
 
 /// Quotes are checked against the corpus when the run reaches the question (qa.rs
 /// `resolve_evidence`, called by the runner), not when the file is loaded: the error names the
-/// question and the evidence file, but not the Q&A file or its line.
+/// Q&A file and line, the question and the evidence file.
 #[test]
 fn evidence_quote_missing_from_the_corpus_is_an_error_naming_question_and_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -403,8 +403,9 @@ fn evidence_quote_missing_from_the_corpus_is_an_error_naming_question_and_file()
     ]);
     assert_eq!(run.code, EXIT_ERROR, "{run:?}");
     assert!(
-        run.stderr
-            .contains("question `tower-2`: quote not found in paris.txt: \"completed in 1890\""),
+        run.stderr.contains(
+            "qa.jsonl:2: question `tower-2`: quote not found in paris.txt: \"completed in 1890\""
+        ),
         "{run:?}"
     );
     assert!(run.stdout.is_empty(), "{run:?}");

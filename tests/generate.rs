@@ -11,6 +11,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use candle_core::quantized::gguf_file;
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::quantized_qwen2::ModelWeights;
+use docqa::generate::prefix_store::PrefixStore;
 use docqa::generate::tokenizer::{GgufVocab, TokenBytes, Utf8Stream};
 use docqa::generate::{
     requantize_slow_tensors, tokenizer_from_gguf, ChatTemplate, GenOptions, GenerateError,
@@ -296,6 +297,67 @@ fn a_prompt_resumed_from_a_kept_prefix_gives_exactly_what_a_fresh_one_does() {
         "bit-identical logits"
     );
     assert!(resumed.prefill_ms < fresh.prefill_ms);
+}
+
+/// Prefixes kept on disk serve a new process (a new generator) of the same model, bit for bit,
+/// and nothing else: not another model's hash, not another prefix, not a damaged entry.
+#[test]
+fn prompt_prefixes_on_disk_serve_only_the_same_model_and_prefix() {
+    let path = test_file(TestFile::QwenGguf);
+    let dir = tempfile::tempdir().unwrap();
+    let sentence = "The Seoul meeting, held on 8 May, was the first in four years.";
+    let prompt = docqa::answer::short_answer_prompt("When was the meeting held?", sentence);
+    let opts = GenOptions {
+        max_tokens: 6,
+        score_first: vec!["8".into(), "May".into()],
+        shared_prefix_messages: docqa::answer::short_answer_shared_messages(),
+        ..GenOptions::default()
+    };
+    let run = |model_hash: &str, prompt: &Prompt| {
+        let mut g = GgufGenerator::load(&path, &Device::Cpu).unwrap();
+        g.set_prefix_store(PrefixStore::new(dir.path(), model_hash));
+        g.generate(prompt, &opts, &mut |_| {}).unwrap()
+    };
+    let entries = || std::fs::read_dir(dir.path()).unwrap().count();
+
+    let fresh = run("model-a", &prompt);
+    assert_eq!(fresh.reused_tokens, 0);
+    assert_eq!(entries(), 1, "the computed prefix is stored");
+    let resumed = run("model-a", &prompt);
+    assert!(
+        resumed.reused_tokens > 200,
+        "reused {}",
+        resumed.reused_tokens
+    );
+    assert_eq!(resumed.text, fresh.text);
+    assert_eq!(
+        resumed.first_logprobs, fresh.first_logprobs,
+        "bit-identical logits"
+    );
+
+    // Another model's hash finds nothing (and stores its own entry).
+    assert_eq!(run("model-b", &prompt).reused_tokens, 0);
+    assert_eq!(entries(), 2);
+    // Another prefix (other worked examples' system message) finds nothing.
+    let mut other = prompt.clone();
+    other.messages[0].content = "You copy words exactly.".into();
+    assert_eq!(run("model-a", &other).reused_tokens, 0);
+
+    // A damaged entry is ignored, recomputed and replaced.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let p = entry.unwrap().path();
+        let mut bytes = std::fs::read(&p).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x40;
+        std::fs::write(&p, bytes).unwrap();
+    }
+    let after_damage = run("model-a", &prompt);
+    assert_eq!(after_damage.reused_tokens, 0);
+    assert_eq!(after_damage.text, fresh.text);
+    assert!(
+        run("model-a", &prompt).reused_tokens > 200,
+        "the entry was rewritten"
+    );
 }
 
 #[test]

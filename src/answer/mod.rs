@@ -56,6 +56,45 @@ pub fn build_prompt(question: &str, passages: &[Passage]) -> Prompt {
     Prompt::new(SYSTEM, user)
 }
 
+/// How many of `passages`, in order, [`build_prompt`] can show while the prompt stays within
+/// `limit` tokens as `count` measures them: the most that fit, 0 when not even the first does.
+/// A prompt grows with every passage, so this doubles and then bisects, measuring about
+/// 2 log2(n) prompts, none much longer than the answer's (never all of a huge `-k`).
+pub fn passages_that_fit<E>(
+    question: &str,
+    passages: &[Passage],
+    limit: usize,
+    mut count: impl FnMut(&Prompt) -> Result<usize, E>,
+) -> Result<usize, E> {
+    let mut fits = |n: usize| -> Result<bool, E> {
+        Ok(count(&build_prompt(question, &passages[..n]))? <= limit)
+    };
+    let len = passages.len();
+    // `lo` passages fit (0 is taken to); `hi` is the fewest known not to (`len + 1`: none).
+    let (mut lo, mut hi) = (0, len + 1);
+    let mut n = 1;
+    while n <= len {
+        if !fits(n)? {
+            hi = n;
+            break;
+        }
+        lo = n;
+        if n == len {
+            break;
+        }
+        n = (n * 2).min(len);
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid)? {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
+}
+
 const BRIDGE: &str = "The bridge, designed by the engineer Maria Lopez, opened to traffic in 1932 \
 after six years of construction.";
 
@@ -755,6 +794,46 @@ pub fn content_words(text: &str) -> BTreeSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn as_many_passages_as_fit_are_taken() {
+        let many: Vec<Passage> = (0..300)
+            .map(|i| Passage {
+                id: ChunkId::new("doc", i),
+                title: String::new(),
+                // Passages of different lengths, so the limit falls inside one.
+                text: "word ".repeat(5 + (i as usize * 7) % 40),
+            })
+            .collect();
+        let words = |p: &Prompt| -> Result<usize, ()> {
+            Ok(p.messages
+                .iter()
+                .map(|m| m.content.split_whitespace().count())
+                .sum())
+        };
+        let size = |n: usize| words(&build_prompt("Why?", &many[..n])).unwrap();
+        for n in [0, 1, 3, 64, 65, 150, 299, 300] {
+            for limit in [size(n), size(n) + 1] {
+                let mut probes = 0;
+                let got = passages_that_fit("Why?", &many, limit, |p| {
+                    probes += 1;
+                    words(p)
+                })
+                .unwrap();
+                let want = (0..=many.len()).rev().find(|&m| size(m) <= limit).unwrap();
+                assert_eq!(got, want, "limit {limit}");
+                assert!(probes <= 20, "{probes} prompts measured for limit {limit}");
+            }
+        }
+        // Not even the question fits: none.
+        assert_eq!(passages_that_fit("Why?", &many, 1, words), Ok(0));
+        assert_eq!(passages_that_fit("Why?", &[], 1000, words), Ok(0));
+        // A measuring error is passed on.
+        assert_eq!(
+            passages_that_fit("Why?", &many, 1000, |_| Err("no")),
+            Err("no")
+        );
+    }
 
     fn passages() -> Vec<Passage> {
         vec![

@@ -4,7 +4,8 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Result;
-use docqa::generate::GgufGenerator;
+use docqa::generate::prefix_store::PrefixStore;
+use docqa::generate::{Generator, GgufGenerator};
 use docqa::models::{LocalModel, ModelRole, Store};
 use docqa::pipeline::{self, AskConfig, AskOutcome};
 
@@ -14,7 +15,12 @@ use super::GlobalArgs;
 #[derive(clap::Args, Clone)]
 pub struct GeneratorArgs {
     /// Generator model (see `docqa models list`)
-    #[arg(long, short = 'm', default_value = docqa::models::DEFAULT_GENERATOR)]
+    #[arg(
+        long,
+        short = 'm',
+        default_value = docqa::models::DEFAULT_GENERATOR,
+        value_parser = super::parse_generator
+    )]
     pub model: String,
     /// Maximum tokens to generate
     #[arg(long, default_value_t = AskConfig::default().max_tokens)]
@@ -79,8 +85,9 @@ pub fn load_generator(
 ) -> Result<(GgufGenerator, LocalModel)> {
     store.registry().get_role(name, ModelRole::Generator)?;
     let model = store.ensure(name, global.fetch_options(), &mut global.progress_printer())?;
-    let (path, _) = model.runtime_gguf();
-    let generator = GgufGenerator::load(path, &candle_core::Device::Cpu)?;
+    let (path, sha256) = model.runtime_gguf();
+    let mut generator = GgufGenerator::load(path, &candle_core::Device::Cpu)?;
+    generator.set_prefix_store(PrefixStore::new(store.root().join("prefixes"), sha256));
     Ok((generator, model))
 }
 
@@ -120,6 +127,16 @@ pub fn run(
     )?;
     if stream {
         eprintln!();
+    }
+    if outcome.passages_used > 0 && outcome.passages_used < outcome.hits.len() {
+        eprintln!(
+            "note: the answer used the first {} of the {} passages retrieved; more would not fit \
+             {}'s context of {} tokens with room for the answer",
+            outcome.passages_used,
+            outcome.hits.len(),
+            gen.model,
+            generator.context_length().unwrap_or(0)
+        );
     }
     if json {
         let v = to_json(question, &loaded, &gen_model, &outcome, load_ms);
@@ -227,6 +244,8 @@ pub fn to_json(
         "sentences": o.checked.sentences,
         "draft": o.draft,
         "verify_margin": o.verify_margin,
+        "passages_used": o.passages_used,
+        "passages_retrieved": o.hits.len(),
         "retrieval": retrieved,
         "index": loaded.index_path,
         "models": {

@@ -23,19 +23,19 @@ pub struct CorpusArgs {
     #[arg(long, default_value = "seeds")]
     pub corpus: PathBuf,
     /// Embedding model (see `docqa models list`)
-    #[arg(long, default_value = DEFAULT_EMBEDDER)]
+    #[arg(long, default_value = DEFAULT_EMBEDDER, value_parser = super::parse_embedder)]
     pub embedder: String,
     /// Index file [default: under the cache, keyed by the corpus folder's absolute path].
     /// Only a docqa index (or an empty file) there is ever replaced; anything else is refused
     #[arg(long)]
     pub index: Option<PathBuf>,
     /// Target chunk size in tokens (changing it re-indexes)
-    #[arg(long, default_value_t = docqa::corpus::ChunkerConfig::default().max_tokens)]
+    #[arg(long, value_parser = super::parse_positive, default_value_t = docqa::corpus::ChunkerConfig::default().max_tokens)]
     pub chunk_tokens: usize,
     /// Embed chunk text without the document title in front (changing it re-indexes)
     #[arg(long)]
     pub no_embed_title: bool,
-    /// Overlap between consecutive chunks in tokens
+    /// Overlap between consecutive chunks in tokens (smaller than --chunk-tokens)
     #[arg(long, default_value_t = docqa::corpus::ChunkerConfig::default().overlap_tokens)]
     pub chunk_overlap: usize,
     /// Seconds between saves of the files embedded so far while building an index; a killed
@@ -51,10 +51,11 @@ pub struct CorpusArgs {
 
 #[derive(Args, Clone)]
 pub struct RetrievalArgs {
-    /// Number of chunks to retrieve
-    #[arg(short = 'k', long, default_value_t = 5)]
+    /// Number of chunks to retrieve (`ask` gives the model as many of them as fit its context)
+    #[arg(short = 'k', long, default_value_t = 5, value_parser = super::parse_positive)]
     pub k: usize,
-    /// Ranking: dense (embeddings), bm25 (keywords) or hybrid (reciprocal rank fusion of both)
+    /// Ranking: dense (embeddings), bm25 (keywords) or hybrid (both, merged as --fusion says:
+    /// by default the weighted sum of their min-max normalised scores)
     #[arg(long, value_enum, default_value_t = RetrievalMode::Hybrid)]
     pub mode: RetrievalMode,
     /// How hybrid mode merges the rankings: convex (weighted sum of min-max normalised scores)
@@ -125,6 +126,24 @@ pub fn run_embed_worker() -> Result<ExitCode> {
 }
 
 impl CorpusArgs {
+    /// The chunker settings checked against each other, with the flags to blame on failure.
+    pub fn check(&self) -> Result<(), String> {
+        let min = docqa::corpus::ChunkerConfig::MIN_MAX_TOKENS;
+        if self.chunk_tokens < min {
+            return Err(format!(
+                "--chunk-tokens {} is too small: it must be at least {min}",
+                self.chunk_tokens
+            ));
+        }
+        if self.chunk_overlap >= self.chunk_tokens {
+            return Err(format!(
+                "--chunk-overlap {} must be smaller than --chunk-tokens {}",
+                self.chunk_overlap, self.chunk_tokens
+            ));
+        }
+        Ok(())
+    }
+
     pub fn settings(&self) -> IndexSettings {
         IndexSettings {
             chunker: docqa::corpus::ChunkerConfig {
@@ -143,11 +162,16 @@ impl CorpusArgs {
 
     /// Loads the embedder and brings the corpus index up to date.
     pub fn load(&self, global: &GlobalArgs, rebuild: bool) -> Result<Loaded> {
-        if !self.corpus.is_dir() {
-            anyhow::bail!(
-                "corpus folder {} not found (pass --corpus DIR)",
-                self.corpus.display()
-            );
+        // Checked before the models load, so a mistyped path fails at once.
+        let dir = self.corpus.clone();
+        match std::fs::metadata(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(docqa::corpus::CorpusError::NotFound { dir }.into())
+            }
+            Ok(meta) if !meta.is_dir() => {
+                return Err(docqa::corpus::CorpusError::NotADirectory { dir }.into())
+            }
+            _ => {}
         }
         let store = global.store();
         let index_path = self.index_path(&store);
@@ -157,8 +181,16 @@ impl CorpusArgs {
         let (index, report) = self
             .build(global, &embedder, &index_path, rebuild)
             .with_context(|| format!("indexing {}", self.corpus.display()))?;
-        for (file, why) in &report.skipped_files {
+        // A few lines each run; `docqa index` lists them all.
+        const SHOWN: usize = 5;
+        for (file, why) in report.skipped_files.iter().take(SHOWN) {
             tracing::warn!("skipped {file}: {why}");
+        }
+        if report.skipped_files.len() > SHOWN {
+            tracing::warn!(
+                "skipped {} more files (`docqa index` lists them)",
+                report.skipped_files.len() - SHOWN
+            );
         }
         if report.embedded_chunks > 0 {
             tracing::info!(

@@ -34,7 +34,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub limit: Option<usize>,
     /// Evaluate every Nth question (a deterministic sample)
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = super::parse_positive)]
     pub every: usize,
     /// Write the Markdown report (one row per question) here
     #[arg(long)]
@@ -194,8 +194,16 @@ pub fn run_eval(
         write_file(p, &serde_json::to_string_pretty(&report)?)?;
         eprintln!("wrote {}", p.display());
     }
+    let misses = thresholds
+        .as_ref()
+        .map(|t| t.check(|m| report.summary.get(m)));
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        // One object on stdout, a missed threshold included (the exit code says it too).
+        let mut v = serde_json::to_value(&report)?;
+        if let Some(misses) = &misses {
+            v["thresholds_missed"] = serde_json::to_value(misses)?;
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!(
             "{} over {} ({}, k={}, generator {})",
@@ -222,8 +230,7 @@ pub fn run_eval(
             println!("not fully right: {}", failed.join(", "));
         }
     }
-    if let Some(t) = thresholds {
-        let misses = t.check(|m| report.summary.get(m));
+    if let Some(misses) = misses {
         if !misses.is_empty() {
             for m in &misses {
                 eprintln!("threshold missed: {m}");
@@ -241,7 +248,8 @@ pub struct CompareArgs {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "qwen2.5-coder-0.5b-instruct,qwen2.5-coder-1.5b-instruct,smollm2-135m-instruct"
+        default_value = "qwen2.5-coder-0.5b-instruct,qwen2.5-coder-1.5b-instruct,smollm2-135m-instruct",
+        value_parser = super::parse_generator
     )]
     pub models: Vec<String>,
     /// Retrieval modes to compare
@@ -253,10 +261,20 @@ pub struct CompareArgs {
     )]
     pub modes: Vec<RetrievalMode>,
     /// Numbers of passages to compare
-    #[arg(long = "ks", value_delimiter = ',', default_value = "5")]
+    #[arg(
+        long = "ks",
+        value_delimiter = ',',
+        default_value = "5",
+        value_parser = super::parse_positive
+    )]
     pub ks: Vec<usize>,
     /// Embedders to compare
-    #[arg(long, value_delimiter = ',', default_value = docqa::models::DEFAULT_EMBEDDER)]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = docqa::models::DEFAULT_EMBEDDER,
+        value_parser = super::parse_embedder
+    )]
     pub embedders: Vec<String>,
     /// Folder for leaderboard.md, leaderboard.json, leaderboard.svg and per-run reports
     #[arg(long, default_value = "evals/reports/compare")]

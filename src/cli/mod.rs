@@ -2,6 +2,7 @@
 
 mod ask_cmd;
 mod corpus_cmd;
+mod errors;
 mod eval_cmd;
 mod models_cmd;
 
@@ -9,11 +10,11 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
-use docqa::models::{FetchOptions, Registry, Store};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use docqa::models::{FetchOptions, ModelRole, Registry, Store};
 
-/// Exit codes: 0 success, 1 error, 2 usage error (clap), 3 an eval threshold was missed.
-pub const EXIT_ERROR: u8 = 1;
+/// Exit codes: 0 success, 1 error, 2 usage error, 3 an eval threshold was missed.
+pub use errors::EXIT_ERROR;
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +60,7 @@ pub enum Command {
     /// answer and its sources go to stdout.
     Ask {
         /// The question
+        #[arg(value_parser = parse_question)]
         question: String,
         #[command(flatten)]
         corpus: corpus_cmd::CorpusArgs,
@@ -73,6 +75,7 @@ pub enum Command {
     /// Rank the corpus's chunks for a question (no generation)
     Search {
         /// The question or keywords
+        #[arg(value_parser = parse_question)]
         question: String,
         #[command(flatten)]
         corpus: corpus_cmd::CorpusArgs,
@@ -87,7 +90,8 @@ pub enum Command {
     /// The index lives under the cache (DOCQA_CACHE/indexes/<folder>-<hash>/index.docqa) unless
     /// --index is given. Every command that reads documents updates it on its own.
     Index {
-        /// Corpus folder [default: seeds]
+        /// Corpus folder [default: seeds] (or give it as --corpus)
+        #[arg(conflicts_with = "corpus")]
         dir: Option<std::path::PathBuf>,
         #[command(flatten)]
         corpus: corpus_cmd::CorpusArgs,
@@ -146,8 +150,107 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Whether the command prints JSON, and so its errors too.
+    fn json(&self) -> bool {
+        match self {
+            Command::Ask { json, .. }
+            | Command::Search { json, .. }
+            | Command::Index { json, .. }
+            | Command::Eval { json, .. }
+            | Command::Compare { json, .. } => *json,
+            Command::Models { command } => matches!(
+                command,
+                models_cmd::ModelsCommand::List { json: true }
+                    | models_cmd::ModelsCommand::Verify { json: true, .. }
+            ),
+            Command::EmbedWorker => false,
+        }
+    }
+
+    /// The subcommand's name and its corpus flags, for the commands that read documents.
+    fn corpus(&self) -> Option<(&'static str, &corpus_cmd::CorpusArgs)> {
+        match self {
+            Command::Ask { corpus, .. } => Some(("ask", corpus)),
+            Command::Search { corpus, .. } => Some(("search", corpus)),
+            Command::Index { corpus, .. } => Some(("index", corpus)),
+            Command::Eval { corpus, .. } => Some(("eval", corpus)),
+            Command::Compare { corpus, .. } => Some(("compare", corpus)),
+            Command::Models { .. } | Command::EmbedWorker => None,
+        }
+    }
+}
+
+impl Cli {
+    /// Checks what clap cannot check one flag at a time; a failure is a usage error (exit 2).
+    fn validate(&self) -> Result<(), clap::Error> {
+        if let Some((name, corpus)) = self.command.corpus() {
+            corpus.check().map_err(|msg| {
+                // Built so the usage line names the subcommand (`docqa index [OPTIONS] ...`).
+                let mut cmd = Cli::command();
+                cmd.build();
+                let sub = cmd
+                    .find_subcommand_mut(name)
+                    .expect("the subcommand that parsed");
+                sub.error(clap::error::ErrorKind::ValueValidation, msg)
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// A question must hold a word: an empty one is a usage error, not an empty search.
+pub fn parse_question(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("the question is empty".into());
+    }
+    Ok(s.to_string())
+}
+
+/// A count that must be at least 1 (`-k`, `--chunk-tokens`, `--every`).
+pub fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `name` if the registry has a model of that role by that name; else a message naming the ones
+/// it has.
+fn registered(name: &str, role: ModelRole) -> Result<String, String> {
+    let registry = Registry::builtin();
+    if registry.get_role(name, role).is_ok() {
+        return Ok(name.to_string());
+    }
+    let known: Vec<&str> = registry
+        .models()
+        .iter()
+        .filter(|m| m.role == role)
+        .map(|m| m.name.0.as_str())
+        .collect();
+    Err(format!(
+        "`{name}` is not a registered {role} (registered {role}s: {}; see `docqa models list`)",
+        known.join(", ")
+    ))
+}
+
+/// A registered generator's name; anything else is a usage error naming the registered ones.
+pub fn parse_generator(name: &str) -> Result<String, String> {
+    registered(name, ModelRole::Generator)
+}
+
+/// A registered embedder's name.
+pub fn parse_embedder(name: &str) -> Result<String, String> {
+    registered(name, ModelRole::Embedder)
+}
+
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let wants_json = errors::wants_json(std::env::args_os());
+    let cli = match Cli::try_parse().and_then(|cli| cli.validate().map(|()| cli)) {
+        Ok(cli) => cli,
+        Err(e) => return errors::report_clap(e, wants_json),
+    };
     init_tracing(cli.global.quiet);
     // A worker keeps the one thread its parent started it with.
     if let Some(n) = cli
@@ -212,13 +315,7 @@ pub fn run() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e}");
-            for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
-            ExitCode::from(EXIT_ERROR)
-        }
+        Err(e) => errors::report(&e, cli.command.json()),
     }
 }
 

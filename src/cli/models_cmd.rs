@@ -22,8 +22,8 @@ pub enum ModelsCommand {
         /// Model names (see `docqa models list`)
         names: Vec<String>,
     },
-    /// Hash every cached file and compare with the registry; a file that fails is moved aside
-    /// (NAME.corrupt) so the next use fetches it again
+    /// Hash every cached file and compare with the registry; a file that fails is deleted, so
+    /// the next use fetches it again
     Verify {
         /// Model names [default: all cached]
         names: Vec<String>,
@@ -111,15 +111,11 @@ pub fn run(global: &GlobalArgs, command: &ModelsCommand) -> Result<ExitCode> {
                 for s in &statuses {
                     for f in &s.files {
                         let state = match &f.state {
-                            FileState::Corrupt { actual, moved_to } => {
-                                let moved = moved_to.as_ref().map_or(String::new(), |p| {
-                                    format!("; moved to {}", p.display())
-                                });
-                                format!(
-                                    "CORRUPT: file sha256 {actual}, expected {}{moved}",
-                                    f.expected_sha256
-                                )
-                            }
+                            FileState::Corrupt { actual, removed } => format!(
+                                "CORRUPT: file sha256 {actual}, expected {}{}",
+                                f.expected_sha256,
+                                if *removed { "; removed" } else { "" }
+                            ),
                             other => format!("{other:?}").to_lowercase(),
                         };
                         rows.push(vec![s.name.clone(), f.file.clone(), state]);

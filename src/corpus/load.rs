@@ -1,6 +1,7 @@
 //! Loading a corpus folder: walks it recursively in a fixed order, reads `.txt`, `.md` and
-//! `.html`/`.htm` files into [`Document`]s, and records (rather than fails on) files it cannot
-//! read. Called by `docqa index` and the eval runner before chunking.
+//! `.html`/`.htm` files into [`Document`]s, and records (rather than fails on) every file it
+//! cannot use, unsupported types included, so the user sees why a file is not searched. Called
+//! by `docqa index` and the eval runner before chunking.
 
 use std::fmt;
 use std::fs;
@@ -75,17 +76,26 @@ impl fmt::Display for LoadWarning {
 pub struct LoadReport {
     /// Loaded documents, sorted by ID.
     pub documents: Vec<Document>,
-    /// Files with a supported extension that could not be used.
+    /// Files that were not loaded, with the reason: unsupported types (`.pdf`, `.docx`, ...)
+    /// and supported ones that could not be used (not UTF-8, binary, no text). Sorted by path.
     pub warnings: Vec<LoadWarning>,
-    /// Files ignored for their extension (or for being hidden).
+    /// Hidden files and folders, and entries that are neither files nor folders.
     pub ignored: usize,
+}
+
+/// What a file of an unsupported type is skipped for.
+fn unsupported_reason(path: &Path) -> String {
+    match path.extension() {
+        Some(ext) => format!("unsupported file type .{}", ext.to_string_lossy()),
+        None => "no file extension".to_string(),
+    }
 }
 
 /// Loads every `.txt`, `.md` and `.html`/`.htm` file under `dir`, recursively, in order of their
 /// `/`-separated relative path. Hidden files and folders (`.git`) are ignored and symlinked folders
-/// are not followed. A file that is not UTF-8, cannot be read or holds no text is skipped with a
-/// warning; it is an error only when `dir` is missing, holds no supported file, or none of them
-/// could be used.
+/// are not followed. Any other file, and a supported one that is not UTF-8, looks binary (holds
+/// a NUL byte), cannot be read or holds no text, is skipped with a warning; it is an error only
+/// when `dir` is missing, holds no supported file, or none of them could be used.
 pub fn load_dir(dir: &Path) -> Result<LoadReport, CorpusError> {
     let meta = fs::metadata(dir).map_err(|source| match source.kind() {
         io::ErrorKind::NotFound => CorpusError::NotFound {
@@ -104,13 +114,25 @@ pub fn load_dir(dir: &Path) -> Result<LoadReport, CorpusError> {
 
     let mut files = Vec::new();
     let mut warnings = Vec::new();
+    let mut unsupported = Vec::new();
     let mut ignored = 0;
-    walk(dir, dir, &mut files, &mut warnings, &mut ignored)?;
+    walk(
+        dir,
+        dir,
+        &mut Found {
+            files: &mut files,
+            warnings: &mut warnings,
+            unsupported: &mut unsupported,
+            ignored: &mut ignored,
+        },
+    )?;
     files.sort_by(|a, b| a.0.cmp(&b.0));
+    unsupported.sort_by(|a: &LoadWarning, b| a.path.cmp(&b.path));
 
     if files.is_empty() && warnings.is_empty() {
         return Err(CorpusError::Empty {
             dir: dir.to_path_buf(),
+            skipped: unsupported,
         });
     }
     let candidates = files.len() + warnings.len();
@@ -125,14 +147,13 @@ pub fn load_dir(dir: &Path) -> Result<LoadReport, CorpusError> {
             }
         }
     }
+    warnings.extend(unsupported);
+    warnings.sort_by(|a, b| a.path.cmp(&b.path));
     if documents.is_empty() {
         return Err(CorpusError::NothingReadable {
             dir: dir.to_path_buf(),
             count: candidates,
-            first: warnings
-                .first()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
+            skipped: warnings,
         });
     }
     Ok(LoadReport {
@@ -142,14 +163,19 @@ pub fn load_dir(dir: &Path) -> Result<LoadReport, CorpusError> {
     })
 }
 
-/// Collects `(id, path, kind)` for supported files below `current`.
-fn walk(
-    root: &Path,
-    current: &Path,
-    files: &mut Vec<(DocId, PathBuf, DocKind)>,
-    warnings: &mut Vec<LoadWarning>,
-    ignored: &mut usize,
-) -> Result<(), CorpusError> {
+/// What a walk collects.
+struct Found<'a> {
+    /// `(id, path, kind)` of supported files.
+    files: &'a mut Vec<(DocId, PathBuf, DocKind)>,
+    /// Supported files and folders that cannot be used.
+    warnings: &'a mut Vec<LoadWarning>,
+    /// Files of other types.
+    unsupported: &'a mut Vec<LoadWarning>,
+    ignored: &'a mut usize,
+}
+
+/// Collects the files below `current`.
+fn walk(root: &Path, current: &Path, found: &mut Found<'_>) -> Result<(), CorpusError> {
     let entries = match fs::read_dir(current) {
         Ok(entries) => entries,
         Err(source) if current == root => {
@@ -162,7 +188,7 @@ fn walk(
             // An unreadable subfolder costs its files, not the whole corpus.
             let reason = format!("cannot read folder: {source}");
             tracing::warn!(folder = %current.display(), %reason, "skipping folder");
-            warnings.push(LoadWarning {
+            found.warnings.push(LoadWarning {
                 path: current.to_path_buf(),
                 reason,
             });
@@ -176,30 +202,37 @@ fn walk(
         })?;
         let path = entry.path();
         if entry.file_name().to_string_lossy().starts_with('.') {
-            *ignored += 1;
+            *found.ignored += 1;
             continue;
         }
         let file_type = match entry.file_type() {
             Ok(t) => t,
             Err(_) => {
-                *ignored += 1;
+                *found.ignored += 1;
                 continue;
             }
         };
         if file_type.is_dir() {
-            walk(root, &path, files, warnings, ignored)?;
+            walk(root, &path, found)?;
             continue;
         }
         // Symlinks to files are read; symlinks to folders could loop and are skipped.
         let is_file = file_type.is_file() || (file_type.is_symlink() && path.is_file());
-        let Some(kind) = DocKind::from_path(&path).filter(|_| is_file) else {
-            *ignored += 1;
+        if !is_file {
+            *found.ignored += 1;
+            continue;
+        }
+        let Some(kind) = DocKind::from_path(&path) else {
+            found.unsupported.push(LoadWarning {
+                reason: unsupported_reason(&path),
+                path,
+            });
             continue;
         };
         let relative = path.strip_prefix(root).unwrap_or(&path);
         match DocId::from_relative_path(relative) {
-            Some(id) => files.push((id, path, kind)),
-            None => warnings.push(LoadWarning {
+            Some(id) => found.files.push((id, path, kind)),
+            None => found.warnings.push(LoadWarning {
                 path: path.clone(),
                 reason: "file name is not valid UTF-8".to_string(),
             }),
@@ -216,6 +249,10 @@ fn load_file(id: DocId, path: &Path, kind: DocKind) -> Result<Document, String> 
         let at = e.utf8_error().valid_up_to();
         format!("not valid UTF-8 (invalid byte at offset {at}); convert it to UTF-8 to index it")
     })?;
+    // Valid UTF-8 yet not text: a NUL byte does not occur in a text file.
+    if let Some(at) = raw.find('\0') {
+        return Err(format!("binary file, not text (a NUL byte at offset {at})"));
+    }
     let (text, html_title) = match kind {
         DocKind::Html => {
             let page = html::extract(&raw);
@@ -272,8 +309,17 @@ mod tests {
         let report = load_dir(dir.path()).unwrap();
         let ids: Vec<&str> = report.documents.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(ids, ["a/page.HTML", "a/z.md", "b.txt"]);
-        assert_eq!(report.ignored, 2);
-        assert!(report.warnings.is_empty());
+        // The hidden folder is ignored; the image is reported, with its type.
+        assert_eq!(report.ignored, 1);
+        assert_eq!(report.warnings.len(), 1, "{:?}", report.warnings);
+        assert_eq!(report.warnings[0].path, dir.path().join("image.png"));
+        assert!(
+            report.warnings[0]
+                .reason
+                .contains("unsupported file type .png"),
+            "{}",
+            report.warnings[0]
+        );
         let titles: Vec<&str> = report.documents.iter().map(|d| d.title.as_str()).collect();
         assert_eq!(titles, ["Page", "Notes", "Second file"]);
         assert_eq!(report.documents[0].kind, DocKind::Html);
@@ -305,6 +351,41 @@ mod tests {
     }
 
     #[test]
+    fn binary_text_file_is_skipped_not_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "good.txt",
+            b"The Rhine flows into the North Sea.",
+        );
+        write(dir.path(), "nul.txt", &[0u8; 64]);
+        write(dir.path(), "Makefile", b"all:\n");
+        let report = load_dir(dir.path()).unwrap();
+        let ids: Vec<&str> = report.documents.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["good.txt"]);
+        let skipped: Vec<String> = report.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(skipped.len(), 2, "{skipped:?}");
+        assert!(
+            skipped[0].contains("Makefile: no file extension"),
+            "{skipped:?}"
+        );
+        assert!(
+            skipped[1].contains("nul.txt: binary file, not text (a NUL byte at offset 0)"),
+            "{skipped:?}"
+        );
+
+        // A folder of nothing but such a file is an error that says why.
+        let only = tempfile::tempdir().unwrap();
+        write(only.path(), "nul.txt", &[0u8; 64]);
+        let err = load_dir(only.path()).unwrap_err();
+        assert!(
+            matches!(err, CorpusError::NothingReadable { count: 1, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("nul.txt: binary file"), "{err}");
+    }
+
+    #[test]
     fn missing_empty_and_unreadable_folders_are_errors_naming_the_folder() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope");
@@ -318,11 +399,21 @@ mod tests {
         let empty = dir.path().join("empty");
         fs::create_dir(&empty).unwrap();
         write(&empty, "notes.pdf", b"%PDF");
+        write(&empty, "sub/letter.docx", b"PK\x03\x04");
         let err = load_dir(&empty).unwrap_err();
-        assert!(matches!(err, CorpusError::Empty { .. }), "{err}");
         assert!(
-            err.to_string().contains(&empty.display().to_string()),
+            matches!(&err, CorpusError::Empty { skipped, .. } if skipped.len() == 2),
             "{err}"
+        );
+        // The error says what the folder does hold, and why none of it is read.
+        let msg = err.to_string();
+        assert!(msg.contains(&empty.display().to_string()), "{msg}");
+        assert!(
+            msg.ends_with(
+                " (skipped 2 files: notes.pdf: unsupported file type .pdf; sub/letter.docx: \
+                 unsupported file type .docx)"
+            ),
+            "{msg}"
         );
 
         let bad = dir.path().join("bad");

@@ -22,7 +22,7 @@ mod load;
 mod text;
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use boilerplate::{
     boilerplate_reasons, clean_text, is_boilerplate, BodyParagraph, BoilerplateReason, CleanText,
@@ -44,7 +44,7 @@ pub fn estimate_tokens(text: &str) -> usize {
 pub enum CorpusError {
     #[error("corpus folder {} does not exist", dir.display())]
     NotFound { dir: PathBuf },
-    #[error("corpus path {} is not a folder", dir.display())]
+    #[error("corpus path {} is a file, not a folder", dir.display())]
     NotADirectory { dir: PathBuf },
     #[error("cannot read corpus folder {}: {source}", dir.display())]
     ReadDir {
@@ -52,17 +52,53 @@ pub enum CorpusError {
         #[source]
         source: io::Error,
     },
-    #[error("corpus folder {} holds no .txt, .md or .html files", dir.display())]
-    Empty { dir: PathBuf },
-    #[error("none of the {count} files in corpus folder {} could be loaded ({first})", dir.display())]
+    #[error(
+        "corpus folder {} holds no .txt, .md or .html files{}",
+        dir.display(),
+        skipped_list(dir, skipped)
+    )]
+    Empty {
+        dir: PathBuf,
+        /// The files it does hold (unsupported types), each with the reason.
+        skipped: Vec<LoadWarning>,
+    },
+    #[error(
+        "none of the {count} .txt, .md or .html files in corpus folder {} could be loaded{}",
+        dir.display(),
+        skipped_list(dir, skipped)
+    )]
     NothingReadable {
         dir: PathBuf,
         count: usize,
-        /// The first file's warning, e.g. `skipped a.txt: not valid UTF-8 ...`.
-        first: String,
+        /// Every file that was skipped, with the reason.
+        skipped: Vec<LoadWarning>,
     },
     #[error("invalid chunker settings: {0}")]
     Config(String),
+}
+
+/// ` (skipped 2 files: a.pdf: unsupported ...; b.txt: ...)`, paths relative to `dir`, the
+/// first few only; empty when nothing was skipped.
+fn skipped_list(dir: &Path, skipped: &[LoadWarning]) -> String {
+    const SHOWN: usize = 8;
+    if skipped.is_empty() {
+        return String::new();
+    }
+    let shown: Vec<String> = skipped
+        .iter()
+        .take(SHOWN)
+        .map(|w| {
+            let path = w.path.strip_prefix(dir).unwrap_or(&w.path);
+            format!("{}: {}", path.display(), w.reason)
+        })
+        .collect();
+    let files = if skipped.len() == 1 { "file" } else { "files" };
+    let mut out = format!(" (skipped {} {files}: {}", skipped.len(), shown.join("; "));
+    if skipped.len() > SHOWN {
+        out.push_str(&format!("; and {} more", skipped.len() - SHOWN));
+    }
+    out.push(')');
+    out
 }
 
 #[cfg(test)]

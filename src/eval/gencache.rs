@@ -68,6 +68,14 @@ fn stop_name(s: StopReason) -> &'static str {
 }
 
 impl Generator for CachedGenerator<'_> {
+    fn prompt_tokens(&self, prompt: &Prompt) -> Result<Option<usize>, GenerateError> {
+        self.inner.prompt_tokens(prompt)
+    }
+
+    fn context_length(&self) -> Option<usize> {
+        self.inner.context_length()
+    }
+
     fn generate(
         &mut self,
         prompt: &Prompt,

@@ -8,8 +8,10 @@
 //!  "kind":"single"}
 //! ```
 //! `kind` is `single`, `multi` or `unanswerable`; when absent it is `unanswerable` if `answers`
-//! is empty, else `single`. Byte offsets are UTF-8 bytes into the file as stored, half-open.
+//! is empty, else `single`. An answerable row needs at least one evidence passage (retrieval is
+//! scored against it). Byte offsets are UTF-8 bytes into the file as stored, half-open.
 //! Unknown fields are errors, so a misspelt `kind` cannot silently fall back to the default.
+//! Every error names the Q&A file and line, evidence errors found later included.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -29,6 +31,22 @@ pub struct QaItem {
     pub answers: Vec<String>,
     pub evidence: Vec<Evidence>,
     pub kind: QaKind,
+    /// The file and line the row was read from, for errors found after loading.
+    pub origin: RowOrigin,
+}
+
+/// Where a Q&A row was read from; shown as `path:line`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowOrigin {
+    pub path: PathBuf,
+    /// 1-based line number.
+    pub line: usize,
+}
+
+impl fmt::Display for RowOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.path.display(), self.line)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -94,21 +112,27 @@ pub enum QaError {
         line: usize,
         problem: RowProblem,
     },
-    #[error("question `{id}`: cannot read evidence file {path}: {source}")]
+    #[error("{at}: question `{id}`: cannot read evidence file {path}: {source}")]
     EvidenceRead {
+        at: RowOrigin,
         id: String,
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("question `{id}`: quote not found in {file}: {quote:?}")]
+    #[error("{at}: question `{id}`: quote not found in {file}: {quote:?}")]
     QuoteNotFound {
+        at: RowOrigin,
         id: String,
         file: String,
         quote: String,
     },
-    #[error("question `{id}`: evidence {file} bytes {start}..{end} run past the end of the file ({len} bytes)")]
+    #[error(
+        "{at}: question `{id}`: evidence {file} bytes {start}..{end} run past the end of the \
+         file ({len} bytes)"
+    )]
     RangeOutOfBounds {
+        at: RowOrigin,
         id: String,
         file: String,
         start: usize,
@@ -116,10 +140,11 @@ pub enum QaError {
         len: usize,
     },
     #[error(
-        "question `{id}`: evidence {file} bytes {start}..{end} split a UTF-8 character \
+        "{at}: question `{id}`: evidence {file} bytes {start}..{end} split a UTF-8 character \
          (offsets must count bytes, not characters)"
     )]
     NotCharBoundary {
+        at: RowOrigin,
         id: String,
         file: String,
         start: usize,
@@ -141,6 +166,11 @@ pub enum RowProblem {
     DuplicateId { id: String, first_line: usize },
     #[error("question `{id}` is {kind} but has no answers")]
     NoAnswers { id: String, kind: QaKind },
+    #[error(
+        "question `{id}` is {kind} but has no evidence: give the passage that answers it (a \
+         `quote` or `start`/`end` in a corpus file)"
+    )]
+    NoEvidence { id: String, kind: QaKind },
     #[error("question `{id}` is unanswerable but has {count} answer(s)")]
     UnanswerableWithAnswers { id: String, count: usize },
     #[error("question `{id}`: answers[{index}] is blank")]
@@ -195,11 +225,14 @@ pub fn load_qa(path: &Path) -> Result<Vec<QaItem>, QaError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let items = parse_qa(&text).map_err(|(line, problem)| QaError::Row {
+    let mut items = parse_qa(&text).map_err(|(line, problem)| QaError::Row {
         path: path.to_path_buf(),
         line,
         problem,
     })?;
+    for item in &mut items {
+        item.origin.path = path.to_path_buf();
+    }
     if items.is_empty() {
         return Err(QaError::Empty {
             path: path.to_path_buf(),
@@ -219,7 +252,8 @@ fn parse_qa(text: &str) -> Result<Vec<QaItem>, (usize, RowProblem)> {
         if row.trim().is_empty() {
             continue;
         }
-        let item = parse_row(row).map_err(|p| (line, p))?;
+        let mut item = parse_row(row).map_err(|p| (line, p))?;
+        item.origin.line = line;
         if let Some(&first_line) = first_line_of.get(&item.id) {
             return Err((
                 line,
@@ -259,6 +293,9 @@ fn parse_row(row: &str) -> Result<QaItem, RowProblem> {
     if let Some(index) = raw.answers.iter().position(|a| a.trim().is_empty()) {
         return Err(RowProblem::BlankAnswer { id, index });
     }
+    if kind.is_answerable() && raw.evidence.is_empty() {
+        return Err(RowProblem::NoEvidence { id, kind });
+    }
     let mut evidence = Vec::with_capacity(raw.evidence.len());
     for (index, ev) in raw.evidence.into_iter().enumerate() {
         if !is_inside_corpus(&ev.file) {
@@ -297,6 +334,7 @@ fn parse_row(row: &str) -> Result<QaItem, RowProblem> {
         answers: raw.answers,
         evidence,
         kind,
+        origin: RowOrigin::default(),
     })
 }
 
@@ -334,6 +372,7 @@ pub fn resolve_evidence(
         if !texts.contains_key(ev.file.as_str()) {
             let path = corpus_dir.join(&ev.file);
             let text = fs::read_to_string(&path).map_err(|source| QaError::EvidenceRead {
+                at: item.origin.clone(),
                 id: item.id.clone(),
                 path,
                 source,
@@ -346,6 +385,7 @@ pub fn resolve_evidence(
                 let start = text
                     .find(quote.as_str())
                     .ok_or_else(|| QaError::QuoteNotFound {
+                        at: item.origin.clone(),
                         id: item.id.clone(),
                         file: ev.file.clone(),
                         quote: quote.clone(),
@@ -355,6 +395,7 @@ pub fn resolve_evidence(
             &EvidenceSpan::Bytes { start, end } => {
                 if end > text.len() {
                     return Err(QaError::RangeOutOfBounds {
+                        at: item.origin.clone(),
                         id: item.id.clone(),
                         file: ev.file.clone(),
                         start,
@@ -364,6 +405,7 @@ pub fn resolve_evidence(
                 }
                 if !text.is_char_boundary(start) || !text.is_char_boundary(end) {
                     return Err(QaError::NotCharBoundary {
+                        at: item.origin.clone(),
                         id: item.id.clone(),
                         file: ev.file.clone(),
                         start,
@@ -505,6 +547,44 @@ mod tests {
     }
 
     #[test]
+    fn answerable_row_without_evidence_is_an_error() {
+        for (row, kind) in [
+            (
+                r#"{"id":"q","question":"?","answers":["x"],"evidence":[]}"#,
+                QaKind::Single,
+            ),
+            (
+                r#"{"id":"q","question":"?","answers":["x"],"evidence":[],"kind":"multi"}"#,
+                QaKind::Multi,
+            ),
+        ] {
+            let (line, p) = row_error(&format!("{GOOD}{row}\n"));
+            assert_eq!(line, 5, "{row}");
+            assert_eq!(
+                p,
+                RowProblem::NoEvidence {
+                    id: "q".into(),
+                    kind
+                },
+                "{row}"
+            );
+        }
+    }
+
+    #[test]
+    fn rows_remember_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "qa.jsonl", GOOD);
+        let lines: Vec<usize> = load_qa(&path)
+            .unwrap()
+            .iter()
+            .map(|i| i.origin.line)
+            .collect();
+        assert_eq!(lines, [1, 3, 4]);
+        assert_eq!(load_qa(&path).unwrap()[0].origin.path, path);
+    }
+
+    #[test]
     fn duplicate_id_names_both_lines() {
         let text = format!("{GOOD}\n{}", GOOD.lines().next().unwrap());
         let (line, problem) = row_error(&text);
@@ -612,6 +692,10 @@ mod tests {
             answers: vec!["x".into()],
             evidence,
             kind: QaKind::Single,
+            origin: RowOrigin {
+                path: PathBuf::from("dir/qa.jsonl"),
+                line: 4,
+            },
         }
     }
 
@@ -661,22 +745,34 @@ mod tests {
         write(dir.path(), "a.txt", "Café");
         let msg = |ev| resolve_evidence(&item(vec![ev]), dir.path()).unwrap_err();
 
+        // Every message opens with the Q&A file and line, then the question.
+        let names_row = |err: &QaError| {
+            let text = err.to_string();
+            assert!(
+                text.starts_with("dir/qa.jsonl:4: question `q7`: "),
+                "{text}"
+            );
+        };
+
         let err = msg(quote("a.txt", "cafe"));
         assert!(matches!(err, QaError::QuoteNotFound { .. }));
-        let text = err.to_string();
-        assert!(text.contains("q7") && text.contains("a.txt"), "{text}");
+        names_row(&err);
+        assert!(err.to_string().contains("a.txt"), "{err}");
 
         let err = msg(bytes("a.txt", 0, 6));
         assert!(
             matches!(err, QaError::RangeOutOfBounds { len: 5, .. }),
             "{err:?}"
         );
+        names_row(&err);
 
         let err = msg(bytes("a.txt", 0, 4));
         assert!(matches!(err, QaError::NotCharBoundary { .. }), "{err:?}");
+        names_row(&err);
 
         let err = msg(quote("missing.txt", "x"));
         assert!(matches!(err, QaError::EvidenceRead { .. }));
+        names_row(&err);
         assert!(err.to_string().contains("missing.txt"));
     }
 }

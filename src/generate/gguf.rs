@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -15,6 +14,7 @@ use tokenizers::Tokenizer;
 
 use super::copy::{argmax_among, SpanConstraint};
 use super::model::Transformer;
+use super::prefix_store::PrefixStore;
 use super::template::ChatTemplate;
 use super::tokenizer::{build_tokenizer, GgufVocab, TokenBytes, Utf8Stream};
 use super::{GenOptions, GenerateError, Generation, Generator, Prompt, StopReason};
@@ -53,6 +53,8 @@ pub struct GgufGenerator {
     /// Token bytes to id, and the longest token's length: built on the first copy-constrained
     /// generation.
     by_bytes: OnceLock<(HashMap<Vec<u8>, u32>, usize)>,
+    /// Where computed prompt prefixes are kept across processes, when set.
+    prefix_store: Option<PrefixStore>,
 }
 
 impl std::fmt::Debug for GgufGenerator {
@@ -77,16 +79,23 @@ impl GgufGenerator {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut reader = BufReader::new(file);
+        // SAFETY: the model files are docqa's own cache entries, verified before use and
+        // replaced only by rename, so the mapped pages do not change under the model.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| GenerateError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let content =
-            gguf_file::Content::read(&mut reader).map_err(|source| GenerateError::Gguf {
-                path: path.to_path_buf(),
-                source: Box::new(source),
+            gguf_file::Content::read(&mut std::io::Cursor::new(&map[..])).map_err(|source| {
+                GenerateError::Gguf {
+                    path: path.to_path_buf(),
+                    source: Box::new(source),
+                }
             })?;
         let vocab = GgufVocab::from_gguf(&content)?;
         let tokenizer = build_tokenizer(&vocab)?;
         let template = ChatTemplate::from_gguf(&content)?;
-        let model = Transformer::from_gguf(&content, &mut reader)?;
+        let model = Transformer::from_gguf(&content, std::sync::Arc::new(map))?;
 
         let mut stop_ids: Vec<u32> = vocab.eos_id.into_iter().collect();
         for text in STOP_TEXTS {
@@ -117,6 +126,7 @@ impl GgufGenerator {
         Ok(GgufGenerator {
             token_bytes: TokenBytes::new(&vocab),
             by_bytes: OnceLock::new(),
+            prefix_store: None,
             model,
             tokenizer,
             template,
@@ -128,6 +138,12 @@ impl GgufGenerator {
 
     pub fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// Keeps computed prompt prefixes (see [`GenOptions::shared_prefix_messages`]) in `store`
+    /// too, and resumes from the ones already there.
+    pub fn set_prefix_store(&mut self, store: PrefixStore) {
+        self.prefix_store = Some(store);
     }
 
     /// Forgets the prompt prefixes kept from earlier generations (see
@@ -223,6 +239,14 @@ impl GgufGenerator {
 }
 
 impl Generator for GgufGenerator {
+    fn prompt_tokens(&self, prompt: &Prompt) -> Result<Option<usize>, GenerateError> {
+        self.encode_prompt(prompt).map(|ids| Some(ids.len()))
+    }
+
+    fn context_length(&self) -> Option<usize> {
+        Some(self.info.context_length)
+    }
+
     fn generate(
         &mut self,
         prompt: &Prompt,
@@ -302,8 +326,25 @@ impl Generator for GgufGenerator {
         let mut first_logprobs = Vec::new();
         let mut reused_tokens = 0;
         let mut next = if opts.max_tokens > 0 {
+            let head = &ids[..prefix];
+            if prefix > 0 && !self.model.has_prefix(head) {
+                if let Some(bytes) = self.prefix_store.as_ref().and_then(|s| s.read(head)) {
+                    if !self.model.import_prefix(head, &bytes) {
+                        tracing::debug!("a stored prompt prefix did not fit the model: ignored");
+                    }
+                }
+            }
             let (reused, logits) = self.model.prefill(&ids, prefix)?;
             reused_tokens = reused;
+            if prefix > 0 && reused == 0 {
+                if let (Some(store), Some(bytes)) =
+                    (&self.prefix_store, self.model.export_prefix(head))
+                {
+                    if let Err(e) = store.write(head, &bytes) {
+                        tracing::warn!(dir = %store.dir().display(), "keeping a prompt prefix: {e}");
+                    }
+                }
+            }
             if !opts.score_first.is_empty() {
                 first_logprobs = self.first_token_logprobs(&logits, &opts.score_first)?;
             }

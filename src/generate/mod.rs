@@ -11,6 +11,7 @@ mod copy;
 mod gguf;
 mod kernels;
 mod model;
+pub mod prefix_store;
 pub mod requant;
 pub mod template;
 pub mod tokenizer;
@@ -111,7 +112,7 @@ pub struct GenOptions {
 
 /// Bumped whenever decoding changes what a given prompt and options produce (a kernel, the
 /// copy constraint, stop handling), so cached generations from older code are not replayed.
-pub const DECODER_VERSION: u32 = 2;
+pub const DECODER_VERSION: u32 = 3;
 
 impl GenOptions {
     /// Everything about these options that decides the generated text, with the decoder
@@ -217,6 +218,18 @@ pub trait Generator {
         opts: &GenOptions,
         on_token: &mut dyn FnMut(&str),
     ) -> Result<Generation, GenerateError>;
+
+    /// How many tokens `prompt` takes in this model, so that a caller can shorten a prompt to
+    /// fit [`Generator::context_length`]; `None` when the generator cannot tell.
+    fn prompt_tokens(&self, _prompt: &Prompt) -> Result<Option<usize>, GenerateError> {
+        Ok(None)
+    }
+
+    /// The most tokens, prompt and reply together, the model's context holds; `None` when the
+    /// generator has no such limit or cannot tell.
+    fn context_length(&self) -> Option<usize> {
+        None
+    }
 
     /// [`Generator::generate`] without streaming.
     fn generate_text(

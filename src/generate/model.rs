@@ -2,33 +2,29 @@
 //! grouped-query attention with RoPE, SwiGLU MLP), with a KV cache. Used by
 //! [`super::GgufGenerator`].
 //!
-//! Two paths, because the two phases are bound by different things:
-//! * a prompt of many tokens (prefill) runs each linear layer as one f32 GEMM over a dequantized
-//!   copy of the weights, which uses the FMA units far better than candle's row-by-row
-//!   quantized product;
-//! * one token at a time (decode) is bound by memory bandwidth, so it reads the quantized weights
-//!   (repacked four rows interleaved) with integer dot products (`kernels.rs`), q/k/v and
-//!   gate/up each in one parallel region; Q6_K and other types go through candle's QMatMul.
-//!
-//! Memory: the f32 copies cost 4 bytes per weight (1.4 GB for Qwen2.5-0.5B, 5.3 GB for 1.5B) on
-//! top of the quantized weights.
+//! The weights stay where they are: every matrix is a view of the memory-mapped GGUF file, read
+//! by the quantized kernels of `crate::kernels::quant` (Q4_K, Q5_K, Q6_K and Q8_0 as stored;
+//! a tensor in any other encoding is converted to Q8_0 once at load). A prompt of many tokens
+//! runs each linear layer as one quantized matrix product over all its tokens (int8 activations,
+//! register tiles of 4 rows x 4 tokens); one token at a time (decode) is the same product with
+//! one token, bound by memory bandwidth. q/k/v and gate/up each run in one parallel region.
+//! Nothing but the KV cache, the norms and the activations is resident beyond the file's pages.
 
-use std::borrow::Cow;
-use std::io::{Read, Seek};
+use std::io::Cursor;
+use std::sync::Arc;
 
-use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
-use candle_core::{Device, Module, Storage, Tensor};
+use candle_core::quantized::{gguf_file, GgmlDType};
+use candle_core::{Device, Storage, Tensor};
 
-use super::kernels::{self, PackedMatrix, QuantizedActs, RawKind, SharedMut};
+use super::kernels::{self, SharedMut};
 use super::GenerateError;
+use crate::kernels::quant::{self, QMatrix, QType, Scratch, WeightBytes};
 
 /// Most prompt tokens processed per GEMM pass; bounds activation memory on long prompts.
 const PREFILL_CHUNK: usize = 1024;
-/// Fewer tokens than this go through the one-token path one at a time. The GEMM path costs
-/// ~180 ms even for two tokens (reading and packing all f32 weights); one at a time costs ~12 ms
-/// a token. Measured on Qwen2.5-0.5B with 2 threads: GEMM 231 ms for 16 tokens, one at a time
-/// ~200 ms; the crossover is near 19.
-const DENSE_MIN_TOKENS: usize = 20;
+/// Fewer tokens than this go through the one-token path one at a time. A batch reads every
+/// weight once whatever its size, so two tokens together already cost little more than one.
+const DENSE_MIN_TOKENS: usize = 2;
 /// Query rows per attention block in prefill: keys after a block's last query are skipped.
 const ATTN_QUERY_BLOCK: usize = 128;
 
@@ -156,37 +152,10 @@ fn bad_key(key: &str, reason: &str) -> GenerateError {
     }
 }
 
-/// One weight matrix `[rows, cols]` (output × input), quantized, for the one-token path.
+/// One weight matrix `[rows, cols]` (output × input), quantized.
 struct Linear {
     rows: usize,
-    cols: usize,
-    decode: DecodeWeights,
-}
-
-enum DecodeWeights {
-    /// Repacked for this crate's kernels.
-    Packed(PackedMatrix),
-    /// Types without a kernel here (Q6_K, Q4_1, ...) go through candle.
-    Candle(QMatMul),
-}
-
-impl Linear {
-    fn new(tensor: QTensor) -> Result<Self, GenerateError> {
-        let (rows, cols) = tensor.shape().dims2()?;
-        let kind = match tensor.dtype() {
-            GgmlDType::Q8_0 => Some(RawKind::Q8_0),
-            GgmlDType::Q5_0 => Some(RawKind::Q5_0),
-            GgmlDType::Q4K => Some(RawKind::Q4K),
-            _ => None,
-        };
-        let decode = match (kind, tensor.data()?) {
-            (Some(kind), Cow::Borrowed(blocks)) => {
-                DecodeWeights::Packed(PackedMatrix::from_blocks(kind, blocks, rows, cols))
-            }
-            _ => DecodeWeights::Candle(QMatMul::from_qtensor(tensor)?),
-        };
-        Ok(Linear { rows, cols, decode })
-    }
+    m: QMatrix,
 }
 
 fn bad_tensor(name: &str, e: impl std::fmt::Display) -> GenerateError {
@@ -208,60 +177,6 @@ struct Layer {
     gate: Linear,
     up: Linear,
     down: Linear,
-    dense: DenseLayer,
-}
-
-/// f32 copies of a layer's weights for the GEMM path, each `[out, in]`.
-struct DenseLayer {
-    /// q, k and v stacked.
-    qkv: Tensor,
-    o: Tensor,
-    /// gate and up stacked.
-    gate_up: Tensor,
-    down: Tensor,
-}
-
-/// A layer's tensors as read from the file.
-struct RawLayer {
-    attn_norm: Vec<f32>,
-    ffn_norm: Vec<f32>,
-    qkv_bias: Option<Vec<f32>>,
-    q: QTensor,
-    k: QTensor,
-    v: QTensor,
-    o: QTensor,
-    gate: QTensor,
-    up: QTensor,
-    down: QTensor,
-}
-
-impl RawLayer {
-    /// Makes the f32 copies for prefill, then repacks the quantized weights for decode.
-    fn build(self) -> Result<Layer, GenerateError> {
-        let f32_copy = |t: &QTensor| t.dequantize(&Device::Cpu);
-        let dense = DenseLayer {
-            qkv: Tensor::cat(
-                &[f32_copy(&self.q)?, f32_copy(&self.k)?, f32_copy(&self.v)?],
-                0,
-            )?,
-            o: f32_copy(&self.o)?,
-            gate_up: Tensor::cat(&[f32_copy(&self.gate)?, f32_copy(&self.up)?], 0)?,
-            down: f32_copy(&self.down)?,
-        };
-        Ok(Layer {
-            attn_norm: self.attn_norm,
-            ffn_norm: self.ffn_norm,
-            qkv_bias: self.qkv_bias,
-            q: Linear::new(self.q)?,
-            k: Linear::new(self.k)?,
-            v: Linear::new(self.v)?,
-            o: Linear::new(self.o)?,
-            gate: Linear::new(self.gate)?,
-            up: Linear::new(self.up)?,
-            down: Linear::new(self.down)?,
-            dense,
-        })
-    }
 }
 
 /// Per-layer keys and values with room for `capacity` positions. Keys are stored in blocks of
@@ -466,13 +381,23 @@ struct DecodeScratch {
     proj: Vec<f32>,
     gate_up: Vec<f32>,
     scores: Vec<f32>,
-    acts: QuantizedActs,
+    acts: Scratch,
+}
+
+/// Reusable buffers of the many-token path (allocating them per layer cost ~10% of a prompt in
+/// page faults and zeroing).
+#[derive(Default)]
+struct BatchScratch {
+    qkv: Vec<f32>,
+    proj: Vec<f32>,
+    gate_up: Vec<f32>,
+    h: Vec<f32>,
 }
 
 /// A loaded model with its KV cache.
 pub(crate) struct Transformer {
     cfg: Config,
-    embed: QTensor,
+    embed: QMatrix,
     layers: Vec<Layer>,
     norm: Vec<f32>,
     output: Linear,
@@ -481,6 +406,7 @@ pub(crate) struct Transformer {
     /// Prompt prefixes computed once and kept, most recently used first.
     prefixes: Vec<KeptPrefix>,
     scratch: DecodeScratch,
+    batch: BatchScratch,
 }
 
 /// A prompt prefix and a cache holding exactly its positions.
@@ -491,19 +417,21 @@ struct KeptPrefix {
 
 /// Prefixes kept at once. docqa declares one (the short-answer prompt's worked examples); a
 /// second lets two kinds of prompt alternate without recomputing.
-const KEPT_PREFIXES: usize = 2;
+const KEPT_PREFIXES: usize = 3;
+
+/// The first bytes of an exported prompt prefix (format version 1).
+const PREFIX_MAGIC: &[u8] = b"DOCQA-KV 1\n";
 
 impl Transformer {
-    pub(crate) fn from_gguf<R: Read + Seek>(
+    /// Builds the model over `map`, the memory-mapped file `content` was read from.
+    pub(crate) fn from_gguf(
         content: &gguf_file::Content,
-        reader: &mut R,
+        map: Arc<memmap2::Mmap>,
     ) -> Result<Self, GenerateError> {
         let cfg = Config::from_gguf(content)?;
-        let mut ld = Loader { content, reader };
+        let ld = Loader { content, map };
         let (d, q_dim, kv_dim) = (cfg.d_model, cfg.q_dim(), cfg.kv_dim());
-
-        // Reading is sequential; dequantizing and repacking run a layer per worker.
-        let mut raw = Vec::with_capacity(cfg.n_layer);
+        let mut layers = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
             let name = |part: &str| format!("blk.{i}.{part}");
             let has_bias = content.tensor_infos.contains_key(&name("attn_q.bias"));
@@ -515,7 +443,7 @@ impl Transformer {
             } else {
                 None
             };
-            raw.push(std::sync::Mutex::new(Some(RawLayer {
+            layers.push(Layer {
                 attn_norm: ld.vector(&name("attn_norm.weight"), d)?,
                 ffn_norm: ld.vector(&name("ffn_norm.weight"), d)?,
                 qkv_bias,
@@ -526,36 +454,15 @@ impl Transformer {
                 gate: ld.matrix(&name("ffn_gate.weight"), cfg.d_ff, d)?,
                 up: ld.matrix(&name("ffn_up.weight"), cfg.d_ff, d)?,
                 down: ld.matrix(&name("ffn_down.weight"), d, cfg.d_ff)?,
-            })));
+            });
         }
-        let built: Vec<std::sync::Mutex<Option<Result<Layer, GenerateError>>>> =
-            (0..cfg.n_layer).map(|_| Default::default()).collect();
-        kernels::par_ranges(cfg.n_layer, |range| {
-            for i in range {
-                let taken = raw[i].lock().map(|mut r| r.take());
-                let layer = match taken {
-                    Ok(Some(r)) => r.build(),
-                    _ => Err(bad_tensor(&format!("blk.{i}"), "layer was not read")),
-                };
-                if let Ok(mut slot) = built[i].lock() {
-                    *slot = Some(layer);
-                }
-            }
-        });
-        let layers = built
-            .into_iter()
-            .enumerate()
-            .map(|(i, slot)| {
-                slot.into_inner()
-                    .ok()
-                    .flatten()
-                    .unwrap_or_else(|| Err(bad_tensor(&format!("blk.{i}"), "layer was not built")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
         let norm = ld.vector("output_norm.weight", d)?;
-        let embed = ld.tensor("token_embd.weight")?;
-        let (vocab, width) = embed
-            .shape()
+        let info = content
+            .tensor_infos
+            .get("token_embd.weight")
+            .ok_or_else(|| bad_tensor("token_embd.weight", "missing"))?;
+        let (vocab, width) = info
+            .shape
             .dims2()
             .map_err(|e| bad_tensor("token_embd.weight", e))?;
         if width != d {
@@ -564,13 +471,14 @@ impl Transformer {
                 format!("width {width}, expected {d}"),
             ));
         }
+        let embed = ld.matrix("token_embd.weight", vocab, d)?.m;
         // Models with tied embeddings have no output.weight and reuse the embedding table.
         let output_name = if content.tensor_infos.contains_key("output.weight") {
             "output.weight"
         } else {
             "token_embd.weight"
         };
-        let output = Linear::new(ld.matrix(output_name, vocab, d)?)?;
+        let output = ld.matrix(output_name, vocab, d)?;
         let rope = RopeTable::new(cfg.head_dim, cfg.rope_base);
         let cache = KvCache::new(cfg.n_layer, cfg.n_kv_head, cfg.head_dim);
         Ok(Transformer {
@@ -583,6 +491,7 @@ impl Transformer {
             cache,
             prefixes: Vec::new(),
             scratch: DecodeScratch::default(),
+            batch: BatchScratch::default(),
         })
     }
 
@@ -607,6 +516,101 @@ impl Transformer {
     /// Forgets the kept prompt prefixes.
     pub(crate) fn forget_prefixes(&mut self) {
         self.prefixes.clear();
+    }
+
+    /// Whether a prefix of exactly these tokens is kept.
+    pub(crate) fn has_prefix(&self, tokens: &[u32]) -> bool {
+        self.prefixes.iter().any(|p| p.tokens == tokens)
+    }
+
+    /// The kept prefix of exactly these tokens as bytes ([`Transformer::import_prefix`] reads
+    /// them back): its tokens and, per layer and kv head, its key blocks and values.
+    pub(crate) fn export_prefix(&self, tokens: &[u32]) -> Option<Vec<u8>> {
+        let kept = self.prefixes.iter().find(|p| p.tokens == tokens)?;
+        let (c, n) = (&kept.cache, tokens.len());
+        let hd = c.head_dim;
+        let mut out = Vec::new();
+        out.extend_from_slice(PREFIX_MAGIC);
+        for v in [self.cfg.n_layer, c.n_kv_head, hd, n] {
+            out.extend_from_slice(&(v as u32).to_le_bytes());
+        }
+        for t in tokens {
+            out.extend_from_slice(&t.to_le_bytes());
+        }
+        let key_span = n.next_multiple_of(kernels::POSITIONS) * hd;
+        for li in 0..self.cfg.n_layer {
+            for g in 0..c.n_kv_head {
+                let base = g * c.capacity * hd;
+                for v in &c.k_blocks[li][base..base + key_span] {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+                for v in &c.v[li][base..base + n * hd] {
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+        Some(out)
+    }
+
+    /// Keeps a prefix written by [`Transformer::export_prefix`]; false (and nothing kept) when
+    /// the bytes are not one of this model's shape or not of exactly these tokens.
+    pub(crate) fn import_prefix(&mut self, tokens: &[u32], bytes: &[u8]) -> bool {
+        let (nl, nkv, hd, n) = (
+            self.cfg.n_layer,
+            self.cfg.n_kv_head,
+            self.cfg.head_dim,
+            tokens.len(),
+        );
+        let Some(rest) = bytes.strip_prefix(PREFIX_MAGIC) else {
+            return false;
+        };
+        let words = |b: &[u8]| -> Vec<u32> {
+            b.chunks_exact(4)
+                .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+                .collect()
+        };
+        if rest.len() < 16 || words(&rest[..16]) != [nl, nkv, hd, n].map(|v| v as u32) {
+            return false;
+        }
+        let rest = &rest[16..];
+        let key_span = n.next_multiple_of(kernels::POSITIONS) * hd;
+        let floats = nl * nkv * (key_span + n * hd);
+        if rest.len() != 4 * n + 4 * floats || words(&rest[..4 * n]) != tokens {
+            return false;
+        }
+        let mut data = rest[4 * n..]
+            .chunks_exact(4)
+            .map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+        let mut cache = KvCache::new(nl, nkv, hd);
+        cache.reserve(n, self.cfg.context_length);
+        for li in 0..nl {
+            for g in 0..nkv {
+                let base = g * cache.capacity * hd;
+                for (dst, v) in cache.k_blocks[li][base..base + key_span]
+                    .iter_mut()
+                    .zip(data.by_ref())
+                {
+                    *dst = v;
+                }
+                for (dst, v) in cache.v[li][base..base + n * hd]
+                    .iter_mut()
+                    .zip(data.by_ref())
+                {
+                    *dst = v;
+                }
+            }
+        }
+        cache.len = n;
+        self.prefixes.retain(|p| p.tokens != tokens);
+        self.prefixes.insert(
+            0,
+            KeptPrefix {
+                tokens: tokens.to_vec(),
+                cache,
+            },
+        );
+        self.prefixes.truncate(KEPT_PREFIXES);
+        true
     }
 
     /// Starts a new context with `prompt` and returns how many of its tokens were taken from a
@@ -694,15 +698,26 @@ impl Transformer {
     fn logits(&mut self, x: &[f32]) -> Result<Vec<f32>, GenerateError> {
         let mut xn = vec![0f32; x.len()];
         kernels::rms_norm(x, &self.norm, self.cfg.rms_eps, &mut xn);
-        let mut logits = vec![0f32; self.output.rows];
-        linear_one(&self.output, &xn, &mut self.scratch.acts, &mut logits)?;
+        let vocab = self.output.rows;
+        let mut logits = vec![0f32; vocab];
+        linear(
+            &[(&self.output, 0)],
+            &xn,
+            1,
+            &mut logits,
+            vocab,
+            &mut self.scratch.acts,
+        );
         Ok(logits)
     }
 
     fn embed_rows(&self, tokens: &[u32]) -> Result<Vec<f32>, GenerateError> {
-        let ids = Tensor::new(tokens, &Device::Cpu)?;
-        let rows = self.embed.embedding(&ids)?;
-        Ok(rows.flatten_all()?.to_vec1::<f32>()?)
+        let d = self.cfg.d_model;
+        let mut out = vec![0f32; tokens.len() * d];
+        for (row, &t) in out.chunks_exact_mut(d).zip(tokens) {
+            self.embed.dequantize_row(t as usize, row);
+        }
+        Ok(out)
     }
 
     /// The one-token path: quantized kernels, no GEMM.
@@ -722,15 +737,14 @@ impl Transformer {
 
         for (li, layer) in self.layers.iter().enumerate() {
             kernels::rms_norm(&s.x, &layer.attn_norm, cfg.rms_eps, &mut s.xn);
-            {
-                let (q, rest) = s.qkv.split_at_mut(q_dim);
-                let (k, v) = rest.split_at_mut(kv_dim);
-                linear_group(
-                    &mut [(&layer.q, q), (&layer.k, k), (&layer.v, v)],
-                    &s.xn,
-                    &mut s.acts,
-                )?;
-            }
+            linear(
+                &[(&layer.q, 0), (&layer.k, q_dim), (&layer.v, q_dim + kv_dim)],
+                &s.xn,
+                1,
+                &mut s.qkv,
+                q_dim + 2 * kv_dim,
+                &mut s.acts,
+            );
             if let Some(bias) = &layer.qkv_bias {
                 for (x, b) in s.qkv.iter_mut().zip(bias) {
                     *x += b;
@@ -752,23 +766,32 @@ impl Transformer {
                 &mut s.attn,
             );
 
-            linear_one(&layer.o, &s.attn, &mut s.acts, &mut s.proj)?;
+            linear(&[(&layer.o, 0)], &s.attn, 1, &mut s.proj, d, &mut s.acts);
             for (x, p) in s.x.iter_mut().zip(&s.proj) {
                 *x += p;
             }
 
             kernels::rms_norm(&s.x, &layer.ffn_norm, cfg.rms_eps, &mut s.xn);
+            linear(
+                &[(&layer.gate, 0), (&layer.up, cfg.d_ff)],
+                &s.xn,
+                1,
+                &mut s.gate_up,
+                2 * cfg.d_ff,
+                &mut s.acts,
+            );
             {
                 let (g, u) = s.gate_up.split_at_mut(cfg.d_ff);
-                linear_group(&mut [(&layer.gate, g), (&layer.up, u)], &s.xn, &mut s.acts)?;
                 kernels::silu_mul(g, u);
             }
-            linear_one(
-                &layer.down,
+            linear(
+                &[(&layer.down, 0)],
                 &s.gate_up[..cfg.d_ff],
-                &mut s.acts,
+                1,
                 &mut s.proj,
-            )?;
+                d,
+                &mut s.acts,
+            );
             for (x, p) in s.x.iter_mut().zip(&s.proj) {
                 *x += p;
             }
@@ -794,15 +817,29 @@ impl Transformer {
 
         for li in 0..self.layers.len() {
             let cfg = &self.cfg;
-            let xn = rms_norm_rows(&x, &self.layers[li].attn_norm, cfg.rms_eps);
-            let layer = &mut self.layers[li];
-            let qkv_t = matmul_t(xn, n, d, &layer.dense.qkv)?;
-            let mut qkv = tensor_to_vec(&qkv_t)?;
-            drop(qkv_t);
+            let layer = &self.layers[li];
+            let acts = &mut self.scratch.acts;
+            let BatchScratch {
+                qkv,
+                proj,
+                gate_up,
+                h,
+            } = &mut self.batch;
+            let xn = rms_norm_rows(&x, &layer.attn_norm, cfg.rms_eps);
+            qkv.resize(n * qkv_dim, 0.0);
+            linear(
+                &[(&layer.q, 0), (&layer.k, q_dim), (&layer.v, q_dim + kv_dim)],
+                &xn,
+                n,
+                qkv,
+                qkv_dim,
+                acts,
+            );
+            drop(xn);
             let rope = &self.rope;
             let style = cfg.rope_style;
             let bias = layer.qkv_bias.as_deref();
-            let rows = SharedMut::new(&mut qkv);
+            let rows = SharedMut::new(qkv);
             kernels::par_ranges(n, |range| {
                 for t in range {
                     // SAFETY: each token's row is touched by one worker.
@@ -818,20 +855,29 @@ impl Transformer {
                 }
             });
             self.cache
-                .store(li, past, &qkv, qkv_dim, q_dim, q_dim + kv_dim);
-            let attn = attend_many(cfg, &self.cache, li, past, n, &qkv, qkv_dim)?;
-            drop(qkv);
+                .store(li, past, qkv, qkv_dim, q_dim, q_dim + kv_dim);
+            let attn = attend_many(cfg, &self.cache, li, past, n, qkv, qkv_dim)?;
 
-            let layer = &mut self.layers[li];
-            let o = matmul_t(attn, n, q_dim, &layer.dense.o)?;
-            add_tensor(&mut x, &o)?;
-            drop(o);
+            proj.resize(n * d, 0.0);
+            linear(&[(&layer.o, 0)], &attn, n, proj, d, acts);
+            drop(attn);
+            add_rows(&mut x, proj);
 
-            let xn = rms_norm_rows(&x, &layer.ffn_norm, self.cfg.rms_eps);
-            let gate_up = matmul_t(xn, n, d, &layer.dense.gate_up)?;
-            let mut h = vec![0f32; n * d_ff];
-            with_slice(&gate_up, |gu| {
-                let out = SharedMut::new(&mut h);
+            let xn = rms_norm_rows(&x, &layer.ffn_norm, cfg.rms_eps);
+            gate_up.resize(n * 2 * d_ff, 0.0);
+            linear(
+                &[(&layer.gate, 0), (&layer.up, d_ff)],
+                &xn,
+                n,
+                gate_up,
+                2 * d_ff,
+                acts,
+            );
+            drop(xn);
+            h.resize(n * d_ff, 0.0);
+            {
+                let out = SharedMut::new(h);
+                let gu = &*gate_up;
                 kernels::par_ranges(n, |range| {
                     for t in range {
                         // SAFETY: each token's row is written by one worker.
@@ -841,31 +887,36 @@ impl Transformer {
                         kernels::silu_mul(dst, &row[d_ff..]);
                     }
                 });
-            })?;
-            drop(gate_up);
-            let down = matmul_t(h, n, d_ff, &layer.dense.down)?;
-            add_tensor(&mut x, &down)?;
+            }
+            linear(&[(&layer.down, 0)], h, n, proj, d, acts);
+            add_rows(&mut x, proj);
         }
         self.cache.len = past + n;
         Ok(x)
     }
 }
 
-/// Reads named tensors from a GGUF file, with errors naming the tensor.
-struct Loader<'a, R> {
+/// Reads named tensors from a memory-mapped GGUF file, with errors naming the tensor.
+struct Loader<'a> {
     content: &'a gguf_file::Content,
-    reader: &'a mut R,
+    map: Arc<memmap2::Mmap>,
 }
 
-impl<R: Read + Seek> Loader<'_, R> {
-    fn tensor(&mut self, name: &str) -> Result<QTensor, GenerateError> {
+impl Loader<'_> {
+    fn info(&self, name: &str) -> Result<&gguf_file::TensorInfo, GenerateError> {
         self.content
-            .tensor(self.reader, name, &Device::Cpu)
-            .map_err(|e| bad_tensor(name, e))
+            .tensor_infos
+            .get(name)
+            .ok_or_else(|| bad_tensor(name, "missing from the file"))
     }
 
-    fn vector(&mut self, name: &str, len: usize) -> Result<Vec<f32>, GenerateError> {
-        let t = self.tensor(name)?.dequantize(&Device::Cpu)?;
+    /// A small tensor, copied out of the file.
+    fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>, GenerateError> {
+        let t = self
+            .content
+            .tensor(&mut Cursor::new(&self.map[..]), name, &Device::Cpu)
+            .map_err(|e| bad_tensor(name, e))?
+            .dequantize(&Device::Cpu)?;
         let v = t.flatten_all()?.to_vec1::<f32>()?;
         if v.len() != len {
             return Err(bad_tensor(
@@ -876,53 +927,67 @@ impl<R: Read + Seek> Loader<'_, R> {
         Ok(v)
     }
 
-    /// A `[rows, cols]` weight matrix.
-    fn matrix(&mut self, name: &str, rows: usize, cols: usize) -> Result<QTensor, GenerateError> {
-        let t = self.tensor(name)?;
-        if t.shape().dims() != [rows, cols] {
+    /// A `[rows, cols]` weight matrix: a view of the file when the kernels read its encoding,
+    /// otherwise converted to Q8_0 once.
+    fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Linear, GenerateError> {
+        let info = self.info(name)?;
+        if info.shape.dims() != [rows, cols] {
             return Err(bad_tensor(
                 name,
-                format!("shape {:?}, expected [{rows}, {cols}]", t.shape().dims()),
+                format!("shape {:?}, expected [{rows}, {cols}]", info.shape.dims()),
             ));
         }
-        Ok(t)
-    }
-}
-
-/// `out = W · x` for one token.
-fn linear_one(
-    l: &Linear,
-    x: &[f32],
-    acts: &mut QuantizedActs,
-    out: &mut [f32],
-) -> Result<(), GenerateError> {
-    linear_group(&mut [(l, out)], x, acts)
-}
-
-/// `out_i = W_i · x` for one token and several matrices over the same input: the ones with a
-/// direct kernel share one quantization of `x` and one parallel region.
-fn linear_group(
-    parts: &mut [(&Linear, &mut [f32])],
-    x: &[f32],
-    acts: &mut QuantizedActs,
-) -> Result<(), GenerateError> {
-    let mut packed = Vec::with_capacity(parts.len());
-    for (l, out) in parts.iter_mut() {
-        debug_assert_eq!((l.rows, l.cols), (out.len(), x.len()));
-        match &l.decode {
-            DecodeWeights::Packed(m) => packed.push((m, &mut **out)),
-            DecodeWeights::Candle(qmatmul) => {
-                let xt = Tensor::from_slice(x, (1, x.len()), &Device::Cpu)?;
-                let y = qmatmul.forward(&xt)?;
-                with_slice(&y, |y| out.copy_from_slice(y))?;
+        let kind = match info.ggml_dtype {
+            GgmlDType::Q4K => Some(QType::Q4K),
+            GgmlDType::Q5K => Some(QType::Q5K),
+            GgmlDType::Q6K => Some(QType::Q6K),
+            GgmlDType::Q8_0 => Some(QType::Q8_0),
+            _ => None,
+        };
+        let m = match kind {
+            Some(kind) => {
+                let offset = usize::try_from(self.content.tensor_data_offset + info.offset)
+                    .map_err(|e| bad_tensor(name, e))?;
+                let len = rows * cols / kind.block_values() * kind.block_bytes();
+                if offset
+                    .checked_add(len)
+                    .is_none_or(|end| end > self.map.len())
+                {
+                    return Err(bad_tensor(name, "data runs past the end of the file"));
+                }
+                let bytes = WeightBytes::Mapped {
+                    map: Arc::clone(&self.map),
+                    offset,
+                    len,
+                };
+                QMatrix::new(kind, rows, cols, bytes).map_err(|e| bad_tensor(name, e))?
             }
-        }
+            None => {
+                let t = self
+                    .content
+                    .tensor(&mut Cursor::new(&self.map[..]), name, &Device::Cpu)
+                    .map_err(|e| bad_tensor(name, e))?
+                    .dequantize(&Device::Cpu)?;
+                let v = t.flatten_all()?.to_vec1::<f32>()?;
+                QMatrix::quantize_q8_0(&v, rows, cols).map_err(|e| bad_tensor(name, e))?
+            }
+        };
+        Ok(Linear { rows, m })
     }
-    if !packed.is_empty() {
-        acts.quantize(x);
-        kernels::matvec_many(&mut packed, acts);
-    }
-    Ok(())
+}
+
+/// `out[t * stride + offset_i + r] = W_i · x[t]` for `n` tokens and several matrices over the
+/// same input (one quantization of `x`, one parallel region).
+fn linear(
+    parts: &[(&Linear, usize)],
+    x: &[f32],
+    n: usize,
+    out: &mut [f32],
+    stride: usize,
+    scratch: &mut Scratch,
+) {
+    let parts: Vec<(&QMatrix, usize)> = parts.iter().map(|(l, off)| (&l.m, *off)).collect();
+    quant::matmul(&parts, x, n, out, stride, scratch);
 }
 
 /// Cached positions one decode-attention work unit covers.
@@ -1117,12 +1182,6 @@ fn rms_norm_rows(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
     out
 }
 
-/// `a [n, k] · wᵀ` where `w` is `[out, k]`.
-fn matmul_t(a: Vec<f32>, n: usize, k: usize, w: &Tensor) -> Result<Tensor, GenerateError> {
-    let a = Tensor::from_vec(a, (n, k), &Device::Cpu)?;
-    Ok(a.matmul(&w.t()?)?)
-}
-
 /// Calls `f` with the contiguous f32 data of a CPU tensor, without copying it.
 fn with_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R, GenerateError> {
     let t = t.contiguous()?;
@@ -1138,16 +1197,10 @@ fn with_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R, GenerateE
     Ok(f(&data[start..start + t.elem_count()]))
 }
 
-fn tensor_to_vec(t: &Tensor) -> Result<Vec<f32>, GenerateError> {
-    with_slice(t, <[f32]>::to_vec)
-}
-
-fn add_tensor(x: &mut [f32], t: &Tensor) -> Result<(), GenerateError> {
-    with_slice(t, |y| {
-        for (a, b) in x.iter_mut().zip(y) {
-            *a += b;
-        }
-    })
+fn add_rows(x: &mut [f32], y: &[f32]) {
+    for (a, b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //!
 //! Two methods. [`convex_combination`] (the default) min-max normalises each list's scores and
 //! adds them with weights, so how far ahead a top hit is still counts; on squad-dev it beat BM25
-//! alone where RRF did not (see the README's retrieval figures). [`reciprocal_rank_fusion`] uses
+//! alone where RRF did not (docs/benchmarks.md, "Retrieval"). [`reciprocal_rank_fusion`] uses
 //! ranks only, so BM25 scores (unbounded) and cosine similarities (-1..1) need no calibration
 //! against each other (Cormack, Clarke & Büttcher, SIGIR 2009).
 

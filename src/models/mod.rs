@@ -23,8 +23,8 @@ pub use store::{
 /// The models docqa uses when none is named.
 pub const DEFAULT_EMBEDDER: &str = "all-minilm-l6-v2";
 /// Qwen2.5-Coder-1.5B: on the seeds eval F1 0.725 against 0.504 for the 0.5B model, and on the
-/// squad-dev sample 0.603 against 0.397, at about three times the time per question (README,
-/// "Measured"). [`FAST_GENERATOR`] is the choice when speed matters more.
+/// squad-dev sample 0.603 against 0.397, at about three times the time per question
+/// (docs/benchmarks.md). [`FAST_GENERATOR`] is the choice when speed matters more.
 pub const DEFAULT_GENERATOR: &str = "qwen2.5-coder-1.5b-instruct";
 /// The fastest generator that still answers usefully; the speed benchmarks' reference model.
 pub const FAST_GENERATOR: &str = "qwen2.5-coder-0.5b-instruct";

@@ -122,7 +122,8 @@ pub struct ModelSpec {
     #[serde(default)]
     pub dim: Option<usize>,
     /// For a generator: the verification margin below which `--verify` declines, calibrated
-    /// with `docqa eval --withhold-gold --verify-threshold=-inf` (README, "Verification").
+    /// with `docqa eval --withhold-gold --verify-threshold=-inf` (docs/decisions.md,
+    /// "Verification").
     #[serde(default)]
     pub verify_threshold: Option<f64>,
     pub files: Vec<ModelFile>,

@@ -4,8 +4,8 @@
 //!
 //! A verified file gets a stamp (`.NAME.verified`: hash, size, mtime). A file whose stamp is
 //! missing or stale is hashed again before use; `models verify` always hashes, and a file that
-//! fails loses its stamp and is moved aside (`NAME.corrupt`), so the next use fetches or
-//! derives it again instead of trusting a stamp that bit rot left valid.
+//! fails is deleted with its stamp, so the next use fetches or derives it again instead of
+//! trusting a stamp that bit rot left valid.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -131,11 +131,11 @@ pub enum FileState {
     Verified,
     /// Present but not verified since it was last written.
     Unverified,
-    /// Present with another hash than the registry's. `moved_to`: where [`Store::verify`] put
-    /// the file, out of the way of the next fetch.
+    /// Present with another hash than the registry's; `removed` once [`Store::verify`] has
+    /// deleted it.
     Corrupt {
         actual: String,
-        moved_to: Option<PathBuf>,
+        removed: bool,
     },
 }
 
@@ -237,7 +237,7 @@ impl Store {
                     remove_stamp(&path)?;
                     FileState::Corrupt {
                         actual,
-                        moved_to: None,
+                        removed: false,
                     }
                 }
             } else {
@@ -260,17 +260,15 @@ impl Store {
         })
     }
 
-    /// Hashes every present file of `name` (as `status(name, true)`) and moves each file that
-    /// fails aside to `NAME.corrupt` beside it (replacing an older one), without its stamp: the
-    /// next use finds the file missing and fetches or derives it again, and a `pull` that
-    /// succeeds removes the moved copy.
+    /// Hashes every present file of `name` (as `status(name, true)`) and deletes each file
+    /// that fails, with its stamp: the next use finds it missing and fetches or derives it
+    /// again. The cache is docqa's own, and a file with the wrong hash is of no use to it.
     pub fn verify(&self, name: &str) -> Result<ModelStatus, StoreError> {
         let mut status = self.status(name, true)?;
         for f in &mut status.files {
-            if let FileState::Corrupt { moved_to, .. } = &mut f.state {
-                let aside = corrupt_path(&f.path);
-                fs::rename(&f.path, &aside).map_err(io_err(&f.path))?;
-                *moved_to = Some(aside);
+            if let FileState::Corrupt { removed, .. } = &mut f.state {
+                remove_if_present(&f.path)?;
+                *removed = true;
             }
         }
         Ok(status)
@@ -389,7 +387,6 @@ impl Store {
                         let got = &assembled[&f.name];
                         fs::rename(&got.path, &dest).map_err(io_err(&dest))?;
                         write_stamp(&dest, &got.sha256)?;
-                        remove_if_present(&corrupt_path(&dest))?;
                     }
                     let _ = fs::remove_dir_all(&work);
                     progress(&format!(
@@ -460,7 +457,6 @@ impl Store {
         let dest = dir.join(file);
         fs::rename(&tmp, &dest).map_err(io_err(&dest))?;
         write_stamp(&dest, &actual)?;
-        remove_if_present(&corrupt_path(&dest))?;
         let _ = fs::remove_dir_all(&work);
         Ok(())
     }
@@ -499,12 +495,6 @@ fn check_file(spec: &ModelSpec, path: &Path, expected: &str) -> Result<Check, St
 fn stamp_path(path: &Path) -> PathBuf {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     path.with_file_name(format!(".{name}.verified"))
-}
-
-/// Where [`Store::verify`] moves a file that failed its hash.
-fn corrupt_path(path: &Path) -> PathBuf {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    path.with_file_name(format!("{name}.corrupt"))
 }
 
 fn remove_if_present(path: &Path) -> Result<(), StoreError> {
