@@ -449,17 +449,23 @@ impl WriteLock {
     }
 
     /// Removes temporary files that killed writes of `path` left behind. Only the lock holder
-    /// writes, so any such file is stale.
+    /// writes, so any such file is stale; a file that merely shares the name pattern but is not
+    /// empty or docqa's is left alone.
     pub fn remove_stale_temps(&self, path: &Path) {
         let prefix = temp_prefix(path);
         let Ok(entries) = fs::read_dir(parent(path)) else {
             return;
         };
         for entry in entries.flatten() {
-            let stale = entry.file_name().to_string_lossy().starts_with(&prefix)
-                && entry.file_type().is_ok_and(|t| t.is_file());
-            if stale {
-                let _ = fs::remove_file(entry.path());
+            if !entry.file_name().to_string_lossy().starts_with(&prefix) {
+                continue;
+            }
+            let temp = entry.path();
+            if matches!(
+                check_path(&temp),
+                Ok(IndexPathState::Empty | IndexPathState::Docqa)
+            ) {
+                let _ = fs::remove_file(&temp);
             }
         }
     }
@@ -608,6 +614,25 @@ mod tests {
             Err(IndexError::Corrupt { why, .. }) => assert!(why.contains("format 1"), "{why}"),
             other => panic!("{:?}", other.err()),
         }
+    }
+
+    #[test]
+    fn stale_temporary_files_of_killed_writes_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.docqa");
+        let at = |name: &str| dir.path().join(name);
+        fs::write(at(".i.docqa.tmpA1b2"), "").unwrap();
+        fs::write(at(".i.docqa.tmpC3d4"), "DOCQA-INDEX 1\n{\"cut\"").unwrap();
+        fs::write(at(".i.docqa.tmp-mine"), "a user's notes").unwrap();
+        fs::write(at("other.txt"), "").unwrap();
+        let lock = WriteLock::acquire(&path).unwrap();
+        lock.remove_stale_temps(&path);
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".i.docqa.tmp-mine", "i.docqa.lock", "other.txt"]);
     }
 
     #[test]
