@@ -408,21 +408,27 @@ fn damaged_index_is_detected_and_rebuilt() {
         assert_eq!(Index::read(&path).unwrap().chunks, good.chunks, "{what}");
     }
 
-    // Files that are not an index at all, checked on read alone.
+    // Files that start like an index but hold none, checked on read alone.
     for (what, bytes) in [
         ("empty file", Vec::new()),
         (
             "magic line only",
             original[..=original.iter().position(|&b| b == b'\n').unwrap()].to_vec(),
         ),
-        (
-            "another program's file",
-            b"PK\x03\x04 not an index\n{}\n".to_vec(),
-        ),
     ] {
         fs::write(&path, bytes).unwrap();
         assert_corrupt(&path, what);
     }
+
+    // Another program's file is not damage to repair: it is refused and left as it is.
+    let foreign = b"PK\x03\x04 not an index\n{}\n".to_vec();
+    fs::write(&path, &foreign).unwrap();
+    match update_with(&path, &corpus, embedder(), false) {
+        Err(IndexError::NotAnIndex { path: p, .. }) => assert_eq!(p, path),
+        Err(e) => panic!("another program's file: expected NotAnIndex, got {e:?}"),
+        Ok(_) => panic!("another program's file was replaced"),
+    }
+    assert_eq!(fs::read(&path).unwrap(), foreign);
 }
 
 #[test]

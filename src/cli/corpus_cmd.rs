@@ -1,13 +1,17 @@
 //! `docqa index` and `docqa search`, and the shared corpus/embedder flags that every command
 //! reading documents takes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
 use docqa::embed::BertEmbedder;
-use docqa::index::{self, FusionMethod, Index, IndexSettings, RetrievalConfig, RetrievalMode};
+use docqa::index::{
+    self, BuildProgress, FusionMethod, Index, IndexSettings, RetrievalConfig, RetrievalMode,
+    UpdateOptions, UpdateReport,
+};
 use docqa::models::{LocalModel, ModelRole, Store, DEFAULT_EMBEDDER};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -21,7 +25,8 @@ pub struct CorpusArgs {
     /// Embedding model (see `docqa models list`)
     #[arg(long, default_value = DEFAULT_EMBEDDER, value_parser = super::parse_embedder)]
     pub embedder: String,
-    /// Index file [default: under the cache, keyed by the corpus folder's absolute path]
+    /// Index file [default: under the cache, keyed by the corpus folder's absolute path].
+    /// Only a docqa index (or an empty file) there is ever replaced; anything else is refused
     #[arg(long)]
     pub index: Option<PathBuf>,
     /// Target chunk size in tokens (changing it re-indexes)
@@ -33,6 +38,15 @@ pub struct CorpusArgs {
     /// Overlap between consecutive chunks in tokens (smaller than --chunk-tokens)
     #[arg(long, default_value_t = docqa::corpus::ChunkerConfig::default().overlap_tokens)]
     pub chunk_overlap: usize,
+    /// Seconds between saves of the files embedded so far while building an index; a killed
+    /// build resumes from the last save
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        value_parser = parse_seconds,
+        default_value_t = index::DEFAULT_CHECKPOINT_EVERY.as_secs_f64()
+    )]
+    pub checkpoint_secs: f64,
 }
 
 #[derive(Args, Clone)]
@@ -160,22 +174,13 @@ impl CorpusArgs {
             _ => {}
         }
         let store = global.store();
-        let (embedder, embedder_model) = load_embedder(global, &store, &self.embedder)?;
         let index_path = self.index_path(&store);
-        let bar = progress_bar(global, "embedding chunks");
-        let (index, report) = Index::update(
-            &index_path,
-            &self.corpus,
-            &embedder,
-            &self.settings(),
-            rebuild,
-            &mut |done, total| {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-            },
-        )
-        .with_context(|| format!("indexing {}", self.corpus.display()))?;
-        bar.finish_and_clear();
+        // Before the models load: a path docqa must not write is refused at once.
+        index::check_index_path(&index_path)?;
+        let (embedder, embedder_model) = load_embedder(global, &store, &self.embedder)?;
+        let (index, report) = self
+            .build(global, &embedder, &index_path, rebuild)
+            .with_context(|| format!("indexing {}", self.corpus.display()))?;
         // A few lines each run; `docqa index` lists them all.
         const SHOWN: usize = 5;
         for (file, why) in report.skipped_files.iter().take(SHOWN) {
@@ -189,10 +194,11 @@ impl CorpusArgs {
         }
         if report.embedded_chunks > 0 {
             tracing::info!(
-                "indexed {}: {} chunks ({} embedded, {} files reused) in {:.1}s",
+                "indexed {}: {} chunks ({} embedded, {} reused, {} files unchanged) in {:.1}s",
                 self.corpus.display(),
                 report.chunks,
                 report.embedded_chunks,
+                report.reused_chunks,
                 report.reused_files.len(),
                 report.seconds
             );
@@ -203,6 +209,112 @@ impl CorpusArgs {
             index,
             index_path,
         })
+    }
+
+    /// Brings the index at `path` up to date, showing progress.
+    fn build(
+        &self,
+        global: &GlobalArgs,
+        embedder: &BertEmbedder,
+        path: &Path,
+        rebuild: bool,
+    ) -> Result<(Index, UpdateReport)> {
+        let opts = UpdateOptions {
+            rebuild,
+            checkpoint_every: Duration::from_secs_f64(self.checkpoint_secs),
+        };
+        let mut meter = BuildMeter::new(global, &self.corpus);
+        let result = Index::update_with(
+            path,
+            &self.corpus,
+            embedder,
+            &self.settings(),
+            &opts,
+            &mut |p| meter.show(p),
+        );
+        meter.finish();
+        Ok(result?)
+    }
+}
+
+/// Shows an index build's progress on stderr: a bar on a terminal; otherwise (logs, CI, a pipe)
+/// a line every [`PROGRESS_LINE_EVERY`] and one at the end; nothing under `--quiet`.
+struct BuildMeter {
+    bar: ProgressBar,
+    lines: bool,
+    label: String,
+    started: Option<Instant>,
+    last_line: Option<Instant>,
+}
+
+/// Time between progress lines when stderr is not a terminal.
+const PROGRESS_LINE_EVERY: Duration = Duration::from_secs(10);
+
+impl BuildMeter {
+    fn new(global: &GlobalArgs, corpus: &Path) -> BuildMeter {
+        use std::io::IsTerminal;
+        BuildMeter {
+            bar: progress_bar(global, "embedding chunks"),
+            lines: !global.quiet && !std::io::stderr().is_terminal(),
+            label: corpus.display().to_string(),
+            started: None,
+            last_line: None,
+        }
+    }
+
+    fn show(&mut self, p: &BuildProgress) {
+        self.bar.set_length(p.chunks_total as u64);
+        self.bar.set_position(p.chunks_done as u64);
+        let started = *self.started.get_or_insert_with(Instant::now);
+        if !self.lines || p.chunks_done == 0 {
+            return;
+        }
+        let finished = p.chunks_done == p.chunks_total;
+        let due = self
+            .last_line
+            .is_none_or(|t| t.elapsed() >= PROGRESS_LINE_EVERY);
+        if !(due || finished) {
+            return;
+        }
+        self.last_line = Some(Instant::now());
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        let rate = p.chunks_done as f64 / secs;
+        let left = if finished {
+            format!("done in {}", human_duration(secs))
+        } else {
+            let eta = (p.chunks_total - p.chunks_done) as f64 / rate.max(1e-9);
+            format!("about {} left", human_duration(eta))
+        };
+        tracing::info!(
+            "indexing {}: {}/{} files, {}/{} chunks embedded, {rate:.1} chunks/s, {left}",
+            self.label,
+            p.files_done,
+            p.files_total,
+            p.chunks_done,
+            p.chunks_total
+        );
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// A number of seconds, 0 or more.
+fn parse_seconds(arg: &str) -> Result<f64, String> {
+    match arg.parse::<f64>() {
+        Ok(secs) if secs >= 0.0 && secs.is_finite() => Ok(secs),
+        _ => Err(format!("`{arg}` is not a number of seconds (0 or more)")),
+    }
+}
+
+/// `75` -> `1m 15s`, `4000` -> `1h 06m`.
+fn human_duration(secs: f64) -> String {
+    let s = secs.round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
     }
 }
 
@@ -228,21 +340,10 @@ pub fn run_index(
     json: bool,
 ) -> Result<ExitCode> {
     let store = global.store();
-    let (embedder, _) = load_embedder(global, &store, &corpus.embedder)?;
     let path = corpus.index_path(&store);
-    let bar = progress_bar(global, "embedding chunks");
-    let (index, report) = Index::update(
-        &path,
-        &corpus.corpus,
-        &embedder,
-        &corpus.settings(),
-        rebuild,
-        &mut |done, total| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        },
-    )?;
-    bar.finish_and_clear();
+    index::check_index_path(&path)?;
+    let (embedder, _) = load_embedder(global, &store, &corpus.embedder)?;
+    let (index, report) = corpus.build(global, &embedder, &path, rebuild)?;
     if json {
         let v = serde_json::json!({
             "index": path,
@@ -253,9 +354,12 @@ pub fn run_index(
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!(
-            "{}: {} chunks from {} files ({} re-embedded, {} unchanged, {} removed, {} skipped) in {:.2}s",
+            "{}: {} chunks ({} embedded, {} reused) from {} files ({} re-embedded, {} unchanged, \
+             {} removed, {} skipped) in {:.2}s",
             path.display(),
             report.chunks,
+            report.embedded_chunks,
+            report.reused_chunks,
             report.reused_files.len() + report.embedded_files.len(),
             report.embedded_files.len(),
             report.reused_files.len(),

@@ -36,6 +36,9 @@ pub enum ErrorKind {
     IndexMismatch,
     /// The index file could not be read or written.
     IndexIo,
+    /// The index path holds something docqa did not write (another file, a symlink, a FIFO, a
+    /// device, a folder): refused and left untouched.
+    IndexNotDocqa,
     /// A model is not cached and cannot be fetched (offline, or every source failed).
     ModelUnavailable,
     /// A cached model file does not match its registered sha256.
@@ -128,6 +131,7 @@ fn index_kind(e: &IndexError) -> ErrorKind {
         IndexError::NoChunks { .. } => ErrorKind::CorpusEmpty,
         IndexError::Embed(_) => ErrorKind::Embedding,
         IndexError::EmbedderMismatch { .. } => ErrorKind::IndexMismatch,
+        IndexError::NotAnIndex { .. } => ErrorKind::IndexNotDocqa,
         _ => ErrorKind::IndexIo,
     }
 }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Subcommand;
-use docqa::models::{ModelStatus, Store};
+use docqa::models::{FileState, ModelStatus, Store};
 
 use super::{human_size, table, GlobalArgs};
 
@@ -22,7 +22,8 @@ pub enum ModelsCommand {
         /// Model names (see `docqa models list`)
         names: Vec<String>,
     },
-    /// Hash every cached file and compare with the registry
+    /// Hash every cached file and compare with the registry; a file that fails is deleted, so
+    /// the next use fetches it again
     Verify {
         /// Model names [default: all cached]
         names: Vec<String>,
@@ -84,14 +85,22 @@ pub fn run(global: &GlobalArgs, command: &ModelsCommand) -> Result<ExitCode> {
         }
         ModelsCommand::Verify { names, json } => {
             let statuses: Vec<ModelStatus> = if names.is_empty() {
-                all_statuses(&store, true)?
+                let cached: Vec<String> = all_statuses(&store, false)?
                     .into_iter()
-                    .filter(|s| s.files.iter().any(|f| f.path.exists()))
-                    .collect()
+                    .filter(|s| s.files.iter().any(|f| f.state != FileState::Missing))
+                    .map(|s| s.name)
+                    .collect();
+                cached
+                    .iter()
+                    .map(|n| store.verify(n))
+                    .collect::<Result<_, _>>()?
             } else {
                 names
                     .iter()
-                    .map(|n| store.status(n, true))
+                    .map(|n| store.registry().get(n).map(|_| n.clone()))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .iter()
+                    .map(|n| store.verify(n))
                     .collect::<Result<_, _>>()?
             };
             let ok = statuses.iter().all(|s| s.is_ready());
@@ -102,9 +111,11 @@ pub fn run(global: &GlobalArgs, command: &ModelsCommand) -> Result<ExitCode> {
                 for s in &statuses {
                     for f in &s.files {
                         let state = match &f.state {
-                            docqa::models::FileState::Corrupt { actual } => {
-                                format!("CORRUPT (sha256 {actual})")
-                            }
+                            FileState::Corrupt { actual, removed } => format!(
+                                "CORRUPT: file sha256 {actual}, expected {}{}",
+                                f.expected_sha256,
+                                if *removed { "; removed" } else { "" }
+                            ),
                             other => format!("{other:?}").to_lowercase(),
                         };
                         rows.push(vec![s.name.clone(), f.file.clone(), state]);
@@ -113,6 +124,12 @@ pub fn run(global: &GlobalArgs, command: &ModelsCommand) -> Result<ExitCode> {
                 print!("{}", table(&["MODEL", "FILE", "STATE"], &rows));
                 if statuses.is_empty() {
                     eprintln!("no cached models in {}", store.root().display());
+                }
+                for s in statuses.iter().filter(|s| !s.is_ready()) {
+                    eprintln!(
+                        "{}: not ready; the next use fetches what is missing, or run `docqa models pull {}`",
+                        s.name, s.name
+                    );
                 }
             }
             Ok(if ok {
@@ -134,7 +151,6 @@ fn all_statuses(store: &Store, full: bool) -> Result<Vec<ModelStatus>> {
 }
 
 fn cached_label(s: &ModelStatus) -> &'static str {
-    use docqa::models::FileState;
     if s.is_ready() {
         "yes"
     } else if s.files.iter().all(|f| f.state == FileState::Missing) {

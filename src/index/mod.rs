@@ -1,30 +1,36 @@
 //! The persisted index of a corpus folder and retrieval over it: dense (embeddings), BM25 and
 //! their fusion. Called by `search`, `ask` and `eval`.
 //!
-//! On disk an index is one file: a magic line, a JSON header line (format version, embedder id
-//! and hash, chunker settings, per-file content hashes, a sha256 of the body), then the body
-//! (chunk metadata as one JSON line, then the vectors as little-endian f32). It is written to a
-//! temporary file and renamed, so a killed run leaves the previous index intact; a truncated or
-//! altered file fails its checksum and is rebuilt, never used.
+//! On disk an index is one file (format in `disk.rs`): a magic line, a JSON header line
+//! (format version, embedder id, chunker settings, per-file content hashes, a sha256 of the
+//! body), then the body (chunk metadata as one JSON line, then the vectors as little-endian
+//! f32). It is written to a temporary file and renamed, so a killed run leaves the previous
+//! index intact; a truncated or altered file fails its checksum and is rebuilt, never used; a
+//! path holding anything docqa did not write is refused, never replaced.
+//!
+//! Builds keep finished work: while embedding, the files done so far are written to the index
+//! path as a checkpoint every [`UpdateOptions::checkpoint_every`], so a killed build resumes
+//! where its last checkpoint stopped. Writers of one index take turns under an advisory lock
+//! beside it ([`lock_path`]); a writer that waited re-reads the index and reuses what the other
+//! wrote. Readers take no lock.
 
 pub mod bm25;
+mod disk;
 pub mod fusion;
 
-use std::collections::HashMap;
-use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::collections::{HashMap, HashSet};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::corpus::{self, Chunk, ChunkId, ChunkerConfig, DocId};
+use crate::corpus::{self, Chunk, ChunkId, ChunkerConfig, DocId, Document};
 use crate::embed::{cosine, EmbedError, Embedder};
 use bm25::{Bm25, Bm25Params};
-
-const MAGIC: &str = "DOCQA-INDEX";
-pub const FORMAT_VERSION: u32 = 1;
+pub use disk::{check_path as check_index_path, lock_path, IndexPathState, FORMAT_VERSION};
+use disk::{Contents, FileEntry, Stored, WriteLock};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -39,6 +45,12 @@ pub enum IndexError {
     },
     #[error("index {path} is unreadable ({why}); it will be rebuilt")]
     Corrupt { path: PathBuf, why: String },
+    #[error(
+        "{} is not a docqa index ({why}); docqa only replaces index files it wrote, so it was \
+         left untouched: pass --index a new path",
+        path.display()
+    )]
+    NotAnIndex { path: PathBuf, why: String },
     #[error(transparent)]
     Corpus(#[from] corpus::CorpusError),
     #[error("corpus folder {} has no text left after boilerplate removal", dir.display())]
@@ -81,25 +93,36 @@ impl Default for IndexSettings {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct FileEntry {
-    doc: DocId,
-    content_hash: String,
-    /// Range of this file's chunks in `chunks`.
-    first: usize,
-    count: usize,
+/// How an update runs; none of it is stored or changes the index built.
+#[derive(Debug, Clone)]
+pub struct UpdateOptions {
+    /// Ignore the existing index and embed everything again.
+    pub rebuild: bool,
+    /// Least time between checkpoints: while embedding, the files finished so far are written
+    /// to the index path (atomically, like the final write), so a killed build resumes from
+    /// them. Stretched to ten times the last checkpoint's write time, so saving costs at most
+    /// about a tenth of the build.
+    pub checkpoint_every: Duration,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Header {
-    format_version: u32,
-    embedder_id: String,
-    dim: usize,
-    settings: IndexSettings,
-    files: Vec<FileEntry>,
-    chunks: usize,
-    body_len: u64,
-    body_sha256: String,
+impl Default for UpdateOptions {
+    fn default() -> Self {
+        Self {
+            rebuild: false,
+            checkpoint_every: DEFAULT_CHECKPOINT_EVERY,
+        }
+    }
+}
+
+pub const DEFAULT_CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
+
+/// How far an update's embedding has got; files and chunks count only what needs embedding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BuildProgress {
+    pub files_done: usize,
+    pub files_total: usize,
+    pub chunks_done: usize,
+    pub chunks_total: usize,
 }
 
 /// What an `update` did, for the user and for tests.
@@ -110,7 +133,15 @@ pub struct UpdateReport {
     pub removed_files: Vec<String>,
     pub skipped_files: Vec<(String, String)>,
     pub chunks: usize,
+    /// Chunks embedded by this run.
     pub embedded_chunks: usize,
+    /// Chunks whose vectors came from the existing index (from a finished build or from the
+    /// checkpoint of an interrupted one).
+    pub reused_chunks: usize,
+    /// Checkpoints written while embedding.
+    pub checkpoints: usize,
+    /// Whether this run waited for another process writing the same index.
+    pub waited_for_lock: bool,
     pub rebuilt_reason: Option<String>,
     pub seconds: f64,
 }
@@ -127,7 +158,7 @@ pub struct Index {
 
 /// Where the index of `corpus` lives: under the cache, keyed by the folder's absolute path.
 pub fn default_index_path(cache_root: &Path, corpus: &Path) -> PathBuf {
-    let abs = fs::canonicalize(corpus).unwrap_or_else(|_| corpus.to_path_buf());
+    let abs = std::fs::canonicalize(corpus).unwrap_or_else(|_| corpus.to_path_buf());
     let digest = hex::encode(Sha256::digest(abs.to_string_lossy().as_bytes()));
     let stem = abs
         .file_name()
@@ -143,6 +174,7 @@ impl Index {
     /// Brings the index at `path` up to date with the folder `corpus`: unchanged files keep
     /// their chunks and vectors, changed and new files are embedded, deleted ones dropped.
     /// `rebuild` ignores the existing index. An index built with another embedder is refused.
+    /// `on_progress` gets (chunks embedded, chunks to embed). See [`Index::update_with`].
     pub fn update(
         path: &Path,
         corpus_dir: &Path,
@@ -151,106 +183,143 @@ impl Index {
         rebuild: bool,
         on_progress: &mut dyn FnMut(usize, usize),
     ) -> Result<(Self, UpdateReport), IndexError> {
-        let started = Instant::now();
-        let mut report = UpdateReport::default();
-        let previous = if rebuild || !path.exists() {
-            None
-        } else {
-            match Self::read(path) {
-                Ok(prev) => Some(prev),
-                Err(IndexError::Corrupt { why, .. }) => {
-                    tracing::warn!("index {} is damaged ({why}): rebuilding", path.display());
-                    report.rebuilt_reason = Some(format!("damaged index: {why}"));
-                    None
-                }
-                Err(e) => return Err(e),
-            }
+        let opts = UpdateOptions {
+            rebuild,
+            ..UpdateOptions::default()
         };
-        let previous = match previous {
-            Some(p) if p.embedder_id != embedder.id() => {
-                return Err(IndexError::EmbedderMismatch {
-                    path: path.to_path_buf(),
-                    built: p.embedder_id,
-                    asked: embedder.id().to_string(),
-                })
-            }
-            Some(p) if p.settings != *settings => {
-                report.rebuilt_reason = Some("index settings changed".into());
-                None
-            }
-            other => other,
-        };
+        Self::update_with(path, corpus_dir, embedder, settings, &opts, &mut |p| {
+            on_progress(p.chunks_done, p.chunks_total)
+        })
+    }
 
+    /// [`Index::update`] with every option. Only a file docqa wrote (or nothing, or an empty
+    /// file) at `path` is ever replaced; anything else is [`IndexError::NotAnIndex`].
+    ///
+    /// An index found up to date is used without a lock. Otherwise the run takes the index's
+    /// write lock (waiting while another process holds it), reads the index again, since the
+    /// other process may have done the work, and embeds what is still missing, writing
+    /// checkpoints as it goes (see [`UpdateOptions::checkpoint_every`]).
+    pub fn update_with(
+        path: &Path,
+        corpus_dir: &Path,
+        embedder: &dyn Embedder,
+        settings: &IndexSettings,
+        opts: &UpdateOptions,
+        on_progress: &mut dyn FnMut(&BuildProgress),
+    ) -> Result<(Self, UpdateReport), IndexError> {
+        let started = Instant::now();
+        disk::check_path(path)?;
         let loaded = corpus::load_dir(corpus_dir)?;
-        report.skipped_files = loaded
+        let skipped: Vec<(String, String)> = loaded
             .warnings
             .iter()
             .map(|w| (w.path.display().to_string(), w.reason.clone()))
             .collect();
-        // Vectors are reused for chunks of unchanged files whose ID and text are unchanged.
-        let mut reusable: HashMap<&ChunkId, (&str, &[f32])> = HashMap::new();
-        if let Some(p) = &previous {
-            for f in &p.files {
-                let unchanged = loaded
-                    .documents
-                    .iter()
-                    .any(|d| d.id == f.doc && d.content_hash == f.content_hash);
-                if unchanged {
-                    for i in f.first..f.first + f.count {
-                        reusable.insert(&p.chunks[i].id, (&p.chunks[i].text, &p.vectors[i]));
-                    }
-                }
+        let finish = |index: Self, mut report: UpdateReport| {
+            report.skipped_files = skipped.clone();
+            report.chunks = index.chunks.len();
+            report.seconds = started.elapsed().as_secs_f64();
+            (index, report)
+        };
+
+        if !opts.rebuild {
+            // Damage is reported by the read under the lock below.
+            let previous = match Self::previous(path, embedder, settings)? {
+                Previous::Usable(p) => Some(p),
+                _ => None,
+            };
+            if let Some(p) = previous.filter(|p| is_current(p, &loaded.documents)) {
+                let (index, report) = Self::unchanged(p);
+                return Ok(finish(index, report));
             }
         }
+
+        let lock = WriteLock::acquire(path)?;
+        lock.remove_stale_temps(path);
+        let mut report = UpdateReport {
+            waited_for_lock: lock.waited(),
+            ..UpdateReport::default()
+        };
+        let previous = if opts.rebuild {
+            None
+        } else {
+            match Self::previous(path, embedder, settings)? {
+                Previous::Usable(p) => Some(p),
+                Previous::Damaged(why) => {
+                    tracing::warn!("index {} is damaged ({why}): rebuilding", path.display());
+                    report.rebuilt_reason = Some(format!("damaged index: {why}"));
+                    None
+                }
+                Previous::SettingsChanged => {
+                    report.rebuilt_reason = Some("index settings changed".into());
+                    None
+                }
+                Previous::None => None,
+            }
+        };
+        // Another process may have brought the index up to date while this one waited.
+        let previous = match previous {
+            Some(p) if is_current(&p, &loaded.documents) => {
+                let (index, mut unchanged) = Self::unchanged(p);
+                unchanged.waited_for_lock = report.waited_for_lock;
+                return Ok(finish(index, unchanged));
+            }
+            other => other,
+        };
+        let had_previous = previous.is_some();
+
         let chunks = corpus::chunk_documents(&loaded.documents, &settings.chunker)?;
-        let mut vectors: Vec<Option<Vec<f32>>> = chunks
-            .iter()
-            .map(|c| {
-                reusable
-                    .get(&c.id)
-                    .filter(|(text, _)| *text == c.text)
-                    .map(|(_, v)| v.to_vec())
-            })
-            .collect();
-        let mut files = Vec::new();
-        for doc in &loaded.documents {
-            let first = chunks
-                .iter()
-                .position(|c| c.doc == doc.id)
-                .unwrap_or(chunks.len());
-            let count = chunks.iter().filter(|c| c.doc == doc.id).count();
-            let all_reused = (first..first + count).all(|i| vectors[i].is_some());
-            if all_reused && previous.is_some() && count > 0 {
-                report.reused_files.push(doc.id.to_string());
-            } else {
-                report.embedded_files.push(doc.id.to_string());
-            }
-            files.push(FileEntry {
-                doc: doc.id.clone(),
-                content_hash: doc.content_hash.clone(),
-                first,
-                count,
-            });
-        }
-        if let Some(p) = &previous {
-            for f in &p.files {
-                if !files.iter().any(|n| n.doc == f.doc) {
-                    report.removed_files.push(f.doc.to_string());
-                }
-            }
-        }
         if chunks.is_empty() {
             return Err(IndexError::NoChunks {
                 dir: corpus_dir.to_path_buf(),
             });
         }
+        let (mut vectors, previous_files) = reuse_vectors(previous, &loaded.documents, &chunks);
+        let files = file_table(&loaded.documents, &chunks);
+        let before: HashMap<&DocId, &str> = previous_files
+            .iter()
+            .map(|f| (&f.doc, f.content_hash.as_str()))
+            .collect();
+        for f in &files {
+            let was_there = before.get(&f.doc) == Some(&f.content_hash.as_str());
+            let all_reused = (f.first..f.first + f.count).all(|i| vectors[i].is_some());
+            if was_there && all_reused {
+                report.reused_files.push(f.doc.to_string());
+            } else {
+                report.embedded_files.push(f.doc.to_string());
+            }
+        }
+        let now: HashSet<&DocId> = files.iter().map(|f| &f.doc).collect();
+        report.removed_files = previous_files
+            .iter()
+            .filter(|f| !now.contains(&f.doc))
+            .map(|f| f.doc.to_string())
+            .collect();
 
         let todo: Vec<usize> = (0..chunks.len())
             .filter(|&i| vectors[i].is_none())
             .collect();
         report.embedded_chunks = todo.len();
-        let mut done = 0;
-        on_progress(0, todo.len());
+        report.reused_chunks = chunks.len() - todo.len();
+        // Chunks still missing per file, to count finished files and to checkpoint only them.
+        let mut missing: Vec<usize> = files
+            .iter()
+            .map(|f| {
+                (f.first..f.first + f.count)
+                    .filter(|&i| vectors[i].is_none())
+                    .count()
+            })
+            .collect();
+        let file_of = chunk_files(&files, chunks.len());
+        let mut progress = BuildProgress {
+            files_total: missing.iter().filter(|&&m| m > 0).count(),
+            chunks_total: todo.len(),
+            ..BuildProgress::default()
+        };
+        on_progress(&progress);
+        let mut last_checkpoint = Instant::now();
+        let mut checkpoint_cost = Duration::ZERO;
+        let mut files_at_checkpoint = 0;
         for idx in todo.chunks(EMBED_CALL_TEXTS) {
             let texts: Vec<String> = idx
                 .iter()
@@ -259,9 +328,45 @@ impl Index {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             for (v, &i) in embedder.embed(&refs)?.into_iter().zip(idx) {
                 vectors[i] = Some(v);
+                missing[file_of[i]] -= 1;
+                if missing[file_of[i]] == 0 {
+                    progress.files_done += 1;
+                }
             }
-            done += idx.len();
-            on_progress(done, todo.len());
+            progress.chunks_done += idx.len();
+            on_progress(&progress);
+            let due = last_checkpoint.elapsed() >= opts.checkpoint_every.max(checkpoint_cost * 10);
+            let unfinished = progress.chunks_done < progress.chunks_total;
+            if due && unfinished && progress.files_done > files_at_checkpoint {
+                let t = Instant::now();
+                let finished: Vec<&FileEntry> = files
+                    .iter()
+                    .zip(&missing)
+                    .filter(|(_, &m)| m == 0)
+                    .map(|(f, _)| f)
+                    .collect();
+                let vector = |i: usize| vectors[i].as_deref().expect("finished file");
+                disk::write(
+                    path,
+                    &Contents {
+                        embedder_id: embedder.id(),
+                        settings,
+                        dim: embedder.dim(),
+                        files: finished,
+                        chunks: &chunks,
+                        vector: &vector,
+                    },
+                )?;
+                checkpoint_cost = t.elapsed();
+                last_checkpoint = Instant::now();
+                files_at_checkpoint = progress.files_done;
+                report.checkpoints += 1;
+                tracing::debug!(
+                    "checkpoint of {} finished files written in {:.2}s",
+                    files_at_checkpoint,
+                    checkpoint_cost.as_secs_f64()
+                );
+            }
         }
         let vectors: Vec<Vec<f32>> = vectors.into_iter().map(|v| v.unwrap_or_default()).collect();
         let index = Self::assemble(
@@ -271,15 +376,54 @@ impl Index {
             vectors,
             files,
         );
-        let changed = previous.is_none()
-            || !report.embedded_files.is_empty()
-            || !report.removed_files.is_empty();
+        let changed =
+            !had_previous || !report.embedded_files.is_empty() || !report.removed_files.is_empty();
         if changed {
             index.write(path)?;
         }
-        report.chunks = index.chunks.len();
-        report.seconds = started.elapsed().as_secs_f64();
-        Ok((index, report))
+        drop(lock);
+        Ok(finish(index, report))
+    }
+
+    /// The index at `path` if it can be updated in place for `embedder` and `settings`.
+    fn previous(
+        path: &Path,
+        embedder: &dyn Embedder,
+        settings: &IndexSettings,
+    ) -> Result<Previous, IndexError> {
+        if disk::check_path(path)? != IndexPathState::Docqa {
+            return Ok(Previous::None);
+        }
+        let stored = match disk::read(path) {
+            Ok(stored) => stored,
+            Err(IndexError::Corrupt { why, .. }) => return Ok(Previous::Damaged(why)),
+            Err(e) => return Err(e),
+        };
+        if stored.embedder_id != embedder.id() {
+            return Err(IndexError::EmbedderMismatch {
+                path: path.to_path_buf(),
+                built: stored.embedder_id,
+                asked: embedder.id().to_string(),
+            });
+        }
+        if stored.settings != *settings {
+            return Ok(Previous::SettingsChanged);
+        }
+        Ok(Previous::Usable(stored))
+    }
+
+    /// An up-to-date stored index, as `update` returns it.
+    fn unchanged(stored: Stored) -> (Self, UpdateReport) {
+        let report = UpdateReport {
+            reused_files: stored.files.iter().map(|f| f.doc.to_string()).collect(),
+            reused_chunks: stored.chunks.len(),
+            ..UpdateReport::default()
+        };
+        (Self::from_stored(stored), report)
+    }
+
+    fn from_stored(s: Stored) -> Self {
+        Self::assemble(s.embedder_id, s.settings, s.chunks, s.vectors, s.files)
     }
 
     fn assemble(
@@ -301,116 +445,27 @@ impl Index {
         }
     }
 
-    /// Writes atomically: a temporary file beside `path`, synced, then renamed over it.
+    /// Writes atomically: a temporary file beside `path`, synced, then renamed over it. Refuses
+    /// to replace anything but a docqa index or an empty file ([`IndexError::NotAnIndex`]).
     pub fn write(&self, path: &Path) -> Result<(), IndexError> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let mut body = serde_json::to_vec(&self.chunks).expect("chunks serialise");
-        body.push(b'\n');
-        for v in &self.vectors {
-            for x in v {
-                body.extend_from_slice(&x.to_le_bytes());
-            }
-        }
-        let header = Header {
-            format_version: FORMAT_VERSION,
-            embedder_id: self.embedder_id.clone(),
-            dim: self.vectors.first().map_or(0, Vec::len),
-            settings: self.settings.clone(),
-            files: self.files.clone(),
-            chunks: self.chunks.len(),
-            body_len: body.len() as u64,
-            body_sha256: hex::encode(Sha256::digest(&body)),
-        };
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err(dir))?;
-        let write = |f: &mut fs::File| -> io::Result<()> {
-            writeln!(f, "{MAGIC} {FORMAT_VERSION}")?;
-            serde_json::to_writer(&mut *f, &header)?;
-            f.write_all(b"\n")?;
-            f.write_all(&body)?;
-            f.sync_all()
-        };
-        write(tmp.as_file_mut()).map_err(io_err(path))?;
-        tmp.persist(path).map_err(|e| IndexError::Io {
-            path: path.to_path_buf(),
-            source: e.error,
-        })?;
-        Ok(())
+        let vector = |i: usize| self.vectors[i].as_slice();
+        disk::write(
+            path,
+            &Contents {
+                embedder_id: &self.embedder_id,
+                settings: &self.settings,
+                dim: self.vectors.first().map_or(0, Vec::len),
+                files: self.files.iter().collect(),
+                chunks: &self.chunks,
+                vector: &vector,
+            },
+        )
     }
 
-    /// Reads and checks an index file; any damage is [`IndexError::Corrupt`].
+    /// Reads and checks an index file: any damage to a docqa index is
+    /// [`IndexError::Corrupt`]; a path holding anything else is [`IndexError::NotAnIndex`].
     pub fn read(path: &Path) -> Result<Self, IndexError> {
-        let corrupt = |why: String| IndexError::Corrupt {
-            path: path.to_path_buf(),
-            why,
-        };
-        let f = fs::File::open(path).map_err(io_err(path))?;
-        let mut r = BufReader::new(f);
-        let mut magic = String::new();
-        r.read_line(&mut magic).map_err(io_err(path))?;
-        if magic.trim_end() != format!("{MAGIC} {FORMAT_VERSION}") {
-            return Err(corrupt(format!(
-                "not a docqa index of format {FORMAT_VERSION}"
-            )));
-        }
-        let mut header_line = String::new();
-        r.read_line(&mut header_line).map_err(io_err(path))?;
-        let header: Header =
-            serde_json::from_str(&header_line).map_err(|e| corrupt(format!("header: {e}")))?;
-        let mut body = Vec::new();
-        r.read_to_end(&mut body).map_err(io_err(path))?;
-        if body.len() as u64 != header.body_len {
-            return Err(corrupt(format!(
-                "body is {} bytes, header says {} (truncated?)",
-                body.len(),
-                header.body_len
-            )));
-        }
-        if hex::encode(Sha256::digest(&body)) != header.body_sha256 {
-            return Err(corrupt("body checksum mismatch".into()));
-        }
-        let nl = body
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or_else(|| corrupt("no chunk table".into()))?;
-        let chunks: Vec<Chunk> =
-            serde_json::from_slice(&body[..nl]).map_err(|e| corrupt(format!("chunks: {e}")))?;
-        let raw = &body[nl + 1..];
-        if chunks.len() != header.chunks || raw.len() != header.chunks * header.dim * 4 {
-            return Err(corrupt("chunk and vector counts disagree".into()));
-        }
-        // The header is outside the body checksum: its file table must match the chunks, or
-        // `update` would index past them.
-        for f in &header.files {
-            let end = f
-                .first
-                .checked_add(f.count)
-                .filter(|&end| end <= chunks.len());
-            if end.is_none_or(|end| chunks[f.first..end].iter().any(|c| c.doc != f.doc)) {
-                return Err(corrupt(format!(
-                    "file table entry for {} does not match the chunks",
-                    f.doc
-                )));
-            }
-        }
-        let vectors: Vec<Vec<f32>> = if header.dim == 0 {
-            vec![Vec::new(); chunks.len()]
-        } else {
-            raw.chunks_exact(header.dim * 4)
-                .map(|row| {
-                    row.chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                        .collect()
-                })
-                .collect()
-        };
-        Ok(Self::assemble(
-            header.embedder_id,
-            header.settings,
-            chunks,
-            vectors,
-            header.files,
-        ))
+        disk::read(path).map(Self::from_stored)
     }
 
     pub fn len(&self) -> usize {
@@ -444,6 +499,92 @@ impl Index {
     pub fn bm25_search(&self, query: &str, k: usize) -> Vec<(usize, f32)> {
         self.bm25.search(query, k)
     }
+}
+
+/// What is at an index path before an update.
+enum Previous {
+    None,
+    Usable(Stored),
+    Damaged(String),
+    SettingsChanged,
+}
+
+/// Whether a stored index holds exactly `docs`, each with the same content: then chunking them
+/// again would give the same chunks, and nothing needs embedding.
+fn is_current(stored: &Stored, docs: &[Document]) -> bool {
+    let stored_files: HashMap<&DocId, &str> = stored
+        .files
+        .iter()
+        .map(|f| (&f.doc, f.content_hash.as_str()))
+        .collect();
+    stored_files.len() == docs.len()
+        && docs
+            .iter()
+            .all(|d| stored_files.get(&d.id) == Some(&d.content_hash.as_str()))
+}
+
+/// Vectors for `chunks` taken (moved, not copied) from the previous index where a chunk of an
+/// unchanged file keeps its ID and text; `None` where it must be embedded. Also returns the
+/// previous file table.
+fn reuse_vectors(
+    previous: Option<Stored>,
+    docs: &[Document],
+    chunks: &[Chunk],
+) -> (Vec<Option<Vec<f32>>>, Vec<FileEntry>) {
+    let mut vectors: Vec<Option<Vec<f32>>> = vec![None; chunks.len()];
+    let Some(mut p) = previous else {
+        return (vectors, Vec::new());
+    };
+    let current: HashMap<&DocId, &str> = docs
+        .iter()
+        .map(|d| (&d.id, d.content_hash.as_str()))
+        .collect();
+    let mut reusable: HashMap<&ChunkId, usize> = HashMap::new();
+    for f in &p.files {
+        if current.get(&f.doc) == Some(&f.content_hash.as_str()) {
+            for i in f.first..f.first + f.count {
+                reusable.insert(&p.chunks[i].id, i);
+            }
+        }
+    }
+    let mut taken = HashSet::new();
+    for (slot, c) in vectors.iter_mut().zip(chunks) {
+        if let Some(&i) = reusable.get(&c.id) {
+            if p.chunks[i].text == c.text && taken.insert(i) {
+                *slot = Some(std::mem::take(&mut p.vectors[i]));
+            }
+        }
+    }
+    (vectors, p.files)
+}
+
+/// Each document's range in `chunks` (which holds each document's chunks together, in
+/// document order); a document without chunks gets an empty range at the end.
+fn file_table(docs: &[Document], chunks: &[Chunk]) -> Vec<FileEntry> {
+    let mut ranges: HashMap<&DocId, (usize, usize)> = HashMap::new();
+    for (i, c) in chunks.iter().enumerate() {
+        ranges.entry(&c.doc).or_insert((i, 0)).1 += 1;
+    }
+    docs.iter()
+        .map(|d| {
+            let (first, count) = ranges.get(&d.id).copied().unwrap_or((chunks.len(), 0));
+            FileEntry {
+                doc: d.id.clone(),
+                content_hash: d.content_hash.clone(),
+                first,
+                count,
+            }
+        })
+        .collect()
+}
+
+/// The position in `files` of each chunk's file.
+fn chunk_files(files: &[FileEntry], chunks: usize) -> Vec<usize> {
+    let mut of = vec![0; chunks];
+    for (n, f) in files.iter().enumerate() {
+        of[f.first..f.first + f.count].fill(n);
+    }
+    of
 }
 
 /// What is embedded for a chunk: its text, optionally after its document title.

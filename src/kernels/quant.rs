@@ -131,7 +131,7 @@ impl QMatrix {
         bytes: WeightBytes,
     ) -> Result<Self, QuantError> {
         let block = kind.block_values();
-        if cols % block != 0 || cols == 0 {
+        if !cols.is_multiple_of(block) || cols == 0 {
             return Err(QuantError::PartialBlock {
                 kind: kind.name(),
                 cols,
@@ -160,7 +160,7 @@ impl QMatrix {
     /// Quantizes f32 weights `[rows, cols]` (cols a multiple of 32) to Q8_0.
     pub fn quantize_q8_0(w: &[f32], rows: usize, cols: usize) -> Result<Self, QuantError> {
         assert_eq!(w.len(), rows * cols, "weights length");
-        if cols % QK8_0 != 0 {
+        if !cols.is_multiple_of(QK8_0) {
             return Err(QuantError::PartialBlock {
                 kind: "Q8_0",
                 cols,
@@ -762,7 +762,7 @@ mod x86 {
         let s8 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(scales as i64));
         let s2 = _mm256_broadcastsi128_si256(s8);
         for (j, out) in sc.iter_mut().enumerate() {
-            let pick = ((2 * j + 1) << 8 | 2 * j) as i16;
+            let pick = (((2 * j + 1) << 8) | (2 * j)) as i16;
             *out = _mm256_shuffle_epi8(s2, _mm256_set1_epi16(pick));
         }
         let m8 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(mins as i64));
@@ -787,7 +787,7 @@ mod x86 {
         match kind_of(K) {
             QType::Q4K => {
                 let q = load(b.add(16 + 32 * (v / 2)));
-                if v % 2 == 0 {
+                if v.is_multiple_of(2) {
                     _mm256_and_si256(q, m4)
                 } else {
                     _mm256_and_si256(_mm256_srli_epi16(q, 4), m4)
@@ -795,7 +795,7 @@ mod x86 {
             }
             QType::Q5K => {
                 let q = load(b.add(48 + 32 * (v / 2)));
-                let low = if v % 2 == 0 {
+                let low = if v.is_multiple_of(2) {
                     _mm256_and_si256(q, m4)
                 } else {
                     _mm256_and_si256(_mm256_srli_epi16(q, 4), m4)

@@ -3,7 +3,9 @@
 //! leaves a file that passes as complete.
 //!
 //! A verified file gets a stamp (`.NAME.verified`: hash, size, mtime). A file whose stamp is
-//! missing or stale is hashed again before use; `models verify` always hashes.
+//! missing or stale is hashed again before use; `models verify` always hashes, and a file that
+//! fails is deleted with its stamp, so the next use fetches or derives it again instead of
+//! trusting a stamp that bit rot left valid.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -129,8 +131,11 @@ pub enum FileState {
     Verified,
     /// Present but not verified since it was last written.
     Unverified,
+    /// Present with another hash than the registry's; `removed` once [`Store::verify`] has
+    /// deleted it.
     Corrupt {
         actual: String,
+        removed: bool,
     },
 }
 
@@ -228,7 +233,12 @@ impl Store {
                     write_stamp(&path, &actual)?;
                     FileState::Verified
                 } else {
-                    FileState::Corrupt { actual }
+                    // A stamp vouching for this file is wrong, whatever happens to the file.
+                    remove_stamp(&path)?;
+                    FileState::Corrupt {
+                        actual,
+                        removed: false,
+                    }
                 }
             } else {
                 FileState::Unverified
@@ -248,6 +258,20 @@ impl Store {
             download_size: spec.download_size(),
             files,
         })
+    }
+
+    /// Hashes every present file of `name` (as `status(name, true)`) and deletes each file
+    /// that fails, with its stamp: the next use finds it missing and fetches or derives it
+    /// again. The cache is docqa's own, and a file with the wrong hash is of no use to it.
+    pub fn verify(&self, name: &str) -> Result<ModelStatus, StoreError> {
+        let mut status = self.status(name, true)?;
+        for f in &mut status.files {
+            if let FileState::Corrupt { removed, .. } = &mut f.state {
+                remove_if_present(&f.path)?;
+                *removed = true;
+            }
+        }
+        Ok(status)
     }
 
     /// Returns the model with every file verified, fetching what is missing. A present file whose
@@ -471,6 +495,17 @@ fn check_file(spec: &ModelSpec, path: &Path, expected: &str) -> Result<Check, St
 fn stamp_path(path: &Path) -> PathBuf {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     path.with_file_name(format!(".{name}.verified"))
+}
+
+fn remove_if_present(path: &Path) -> Result<(), StoreError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(path)(e)),
+        _ => Ok(()),
+    }
+}
+
+fn remove_stamp(path: &Path) -> Result<(), StoreError> {
+    remove_if_present(&stamp_path(path))
 }
 
 fn file_identity(path: &Path) -> Option<(u64, u128)> {
