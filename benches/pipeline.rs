@@ -717,9 +717,7 @@ impl LlamaSpeed {
     }
 }
 
-/// Runs llama-bench on `gguf` with `threads` threads and reads its JSON report: an array with one
-/// object per test, `n_prompt` > 0 for prompt processing and `n_gen` > 0 for text generation,
-/// each with `samples_ts` (tok/s of every repetition), `avg_ts`, `stddev_ts` and `n_threads`.
+/// Runs llama-bench on `gguf` with `threads` threads and reads its JSON report.
 fn llama_bench_figures(bin: &Path, gguf: &Path, threads: usize) -> Result<LlamaFigures> {
     let mut cmd = Command::new(bin);
     cmd.arg("-m")
@@ -731,8 +729,19 @@ fn llama_bench_figures(bin: &Path, gguf: &Path, threads: usize) -> Result<LlamaF
         .args(["-o", "json"]);
     let out = run_measured(&mut cmd)?;
     out.ensure_success(bin)?;
-    let tests: Vec<serde_json::Value> = serde_json::from_str(&out.stdout)
-        .with_context(|| format!("{} -o json printed no JSON array", bin.display()))?;
+    let mut figures = parse_llama_bench(&out.stdout, threads)
+        .with_context(|| format!("reading the report of {}", bin.display()))?;
+    figures.peak_rss = out.peak_rss;
+    Ok(figures)
+}
+
+/// llama-bench's `-o json` report: an array with one object per test, `n_prompt` > 0 for prompt
+/// processing and `n_gen` > 0 for text generation, each with `samples_ts` (tok/s of every
+/// repetition), `avg_ts`, `stddev_ts` and `n_threads`.
+fn parse_llama_bench(json: &str, threads: usize) -> Result<LlamaFigures> {
+    let tests: Vec<serde_json::Value> =
+        serde_json::from_str(json).context("llama-bench -o json printed no JSON array")?;
+    anyhow::ensure!(!tests.is_empty(), "llama-bench reported no tests");
     let field = |t: &serde_json::Value, k: &str| t[k].as_u64().unwrap_or(0);
     let speed = |pick: &dyn Fn(&serde_json::Value) -> bool, what: &str| -> Result<LlamaSpeed> {
         let t = tests
@@ -779,7 +788,7 @@ fn llama_bench_figures(bin: &Path, gguf: &Path, threads: usize) -> Result<LlamaF
     Ok(LlamaFigures {
         prefill,
         decode,
-        peak_rss: out.peak_rss,
+        peak_rss: None,
         about,
     })
 }
