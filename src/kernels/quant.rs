@@ -860,6 +860,30 @@ mod x86 {
         }
     }
 
+    /// Row tiles ahead that [`prefetch_next_tile`] asks for.
+    const PREFETCH_TILES: usize = 4;
+
+    /// Asks for the bytes `at..at + len` of each row of a row tile ahead (the rows right after
+    /// these: a matrix's rows are contiguous). Decoding streams the whole model from memory once
+    /// per token, and the hardware prefetcher stops at every 4 KB page of the mapped file; a
+    /// prefetch does not fault, so one past the matrix's end is harmless.
+    #[inline(always)]
+    unsafe fn prefetch_next_tile<const R: usize>(
+        w: [*const u8; R],
+        at: usize,
+        len: usize,
+        row_bytes: usize,
+    ) {
+        for row in w {
+            let p = row.wrapping_add(PREFETCH_TILES * R * row_bytes + at);
+            let mut off = 0;
+            while off < len {
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off) as *const i8);
+                off += 64;
+            }
+        }
+    }
+
     /// A K-format tile: `R` rows by `T` tokens over `nsb` super-blocks of format `K`. With
     /// `PRE`, `metas` holds the rows' scales (`[r][sb]`); without, they are computed here.
     #[inline(always)]
@@ -874,6 +898,7 @@ mod x86 {
         let mut facc = [[_mm256_setzero_ps(); T]; R];
         let mut local = [EMPTY_META; R];
         for sb in 0..nsb {
+            prefetch_next_tile::<R>(w, sb * bb, bb, nsb * bb);
             // Plain loops: closures here would not inherit the caller's target features.
             let mut meta: [*const KMeta; R] = [std::ptr::null(); R];
             for r in 0..R {
@@ -975,6 +1000,9 @@ mod x86 {
     ) -> [[f32; T]; R] {
         let mut facc = [[_mm256_setzero_ps(); T]; R];
         for b in 0..nb {
+            if b % 2 == 0 {
+                prefetch_next_tile::<R>(w, b * 34, 68, nb * 34);
+            }
             let mut dw = [_mm256_setzero_ps(); R];
             let mut wabs = [_mm256_setzero_si256(); R];
             let mut wsgn = [_mm256_setzero_si256(); R];
