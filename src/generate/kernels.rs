@@ -10,10 +10,7 @@ use std::ops::Range;
 
 pub(crate) use crate::kernels::quant::QK8_0 as QK;
 
-/// Runs `f` over `0..n_items` split into ranges across the CPU pool.
-pub(crate) fn par_ranges(n_items: usize, f: impl Fn(Range<usize>) + Sync) {
-    candle_core::utils::barrier_pool().execute_chunked(n_items, f)
-}
+pub(crate) use crate::kernels::par_ranges;
 
 /// A raw output pointer shared by workers that write disjoint ranges of it.
 #[derive(Clone, Copy)]
