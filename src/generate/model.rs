@@ -429,7 +429,11 @@ impl Transformer {
         map: Arc<memmap2::Mmap>,
     ) -> Result<Self, GenerateError> {
         let cfg = Config::from_gguf(content)?;
-        let ld = Loader { content, map };
+        let mut ld = Loader {
+            content,
+            map,
+            pack: true,
+        };
         let (d, q_dim, kv_dim) = (cfg.d_model, cfg.q_dim(), cfg.kv_dim());
         let mut layers = Vec::with_capacity(cfg.n_layer);
         for i in 0..cfg.n_layer {
@@ -471,7 +475,10 @@ impl Transformer {
                 format!("width {width}, expected {d}"),
             ));
         }
+        // Embedding rows are read one token at a time, in place.
+        ld.pack = false;
         let embed = ld.matrix("token_embd.weight", vocab, d)?.m;
+        ld.pack = true;
         // Models with tied embeddings have no output.weight and reuse the embedding table.
         let output_name = if content.tensor_infos.contains_key("output.weight") {
             "output.weight"
@@ -900,6 +907,9 @@ impl Transformer {
 struct Loader<'a> {
     content: &'a gguf_file::Content,
     map: Arc<memmap2::Mmap>,
+    /// Whether matrices are repacked for the kernels (rows interleaved by 8) rather than read
+    /// in place.
+    pack: bool,
 }
 
 impl Loader<'_> {
@@ -960,7 +970,25 @@ impl Loader<'_> {
                     offset,
                     len,
                 };
-                QMatrix::new(kind, rows, cols, bytes).map_err(|e| bad_tensor(name, e))?
+                let m = QMatrix::new(kind, rows, cols, bytes).map_err(|e| bad_tensor(name, e))?;
+                if !self.pack {
+                    m
+                } else {
+                    let m = m.packed();
+                    if m.is_packed() {
+                        // The packed copy is what the products read: the file's pages of this
+                        // tensor leave the process (they stay in the page cache).
+                        // SAFETY: the map is read-only and no view of this range remains.
+                        let _ = unsafe {
+                            self.map.unchecked_advise_range(
+                                memmap2::UncheckedAdvice::DontNeed,
+                                offset,
+                                len,
+                            )
+                        };
+                    }
+                    m
+                }
             }
             None => {
                 let t = self

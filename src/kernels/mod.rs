@@ -7,6 +7,7 @@
 //! path computes the same integer sums as the scalar reference it is tested against; the model
 //! code calls [`quant::matmul`] without knowing which path runs.
 
+pub mod packed;
 pub mod quant;
 
 // The embedder's kernels (`embed::bert`), each with the scalar version it is tested against:

@@ -13,7 +13,23 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::{f16_to_f32, f32_to_f16, par_ranges, Isa, SharedOut};
+use super::{f16_to_f32, f32_to_f16, packed, par_ranges, Isa, SharedOut};
+
+/// The destination of a parallel repack.
+#[derive(Clone, Copy)]
+struct SharedBytes(*mut u8);
+// SAFETY: workers write disjoint ranges, and the pool joins before the buffer is used.
+unsafe impl Send for SharedBytes {}
+unsafe impl Sync for SharedBytes {}
+
+impl SharedBytes {
+    /// # Safety
+    /// No other worker may use `at..at + len` concurrently, and it lies within the buffer.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice(&self, at: usize, len: usize) -> &mut [u8] {
+        std::slice::from_raw_parts_mut(self.0.add(at), len)
+    }
+}
 
 /// Values per Q8_0 block.
 pub const QK8_0: usize = 32;
@@ -109,6 +125,8 @@ pub struct QMatrix {
     rows: usize,
     cols: usize,
     bytes: WeightBytes,
+    /// Rows interleaved in groups of 8 ([`super::packed`]) rather than the GGUF row layout.
+    packed: bool,
 }
 
 impl std::fmt::Debug for QMatrix {
@@ -154,7 +172,42 @@ impl QMatrix {
             rows,
             cols,
             bytes,
+            packed: false,
         })
+    }
+
+    /// This matrix with its rows interleaved in groups of 8 ([`super::packed`]), in memory of its
+    /// own (in parallel over the caller's threads), when its format and row count allow; else
+    /// itself. The products give the same integer sums either way.
+    pub fn packed(self) -> QMatrix {
+        if self.packed || !packed::packable(self.kind, self.rows) {
+            return self;
+        }
+        let nsb = self.cols / QK_K;
+        let per_group = nsb * packed::group_bytes(self.kind);
+        let groups = self.rows / packed::GROUP;
+        let mut out = vec![0u8; groups * per_group];
+        let dst = SharedBytes(out.as_mut_ptr());
+        let src = &self;
+        par_ranges(groups, |range| {
+            for g in range {
+                // SAFETY: each group writes its own range of `out`.
+                let o = unsafe { dst.slice(g * per_group, per_group) };
+                packed::pack_group(src.kind, nsb, |r| src.row(g * packed::GROUP + r), o);
+            }
+        });
+        QMatrix {
+            kind: self.kind,
+            rows: self.rows,
+            cols: self.cols,
+            bytes: WeightBytes::Owned(out),
+            packed: true,
+        }
+    }
+
+    /// Whether the rows are interleaved in groups of 8.
+    pub fn is_packed(&self) -> bool {
+        self.packed
     }
 
     /// Quantizes f32 weights `[rows, cols]` (cols a multiple of 32) to Q8_0.
@@ -190,6 +243,12 @@ impl QMatrix {
         self.cols
     }
 
+    /// The packed super-blocks of group `g` (rows `8g..8g + 8`).
+    fn group(&self, g: usize) -> &[u8] {
+        let per_group = self.cols / QK_K * packed::group_bytes(self.kind);
+        &self.bytes.as_slice()[g * per_group..(g + 1) * per_group]
+    }
+
     /// Bytes of weights (resident or mapped).
     pub fn byte_len(&self) -> usize {
         self.bytes.as_slice().len()
@@ -200,6 +259,7 @@ impl QMatrix {
     }
 
     fn row(&self, r: usize) -> &[u8] {
+        debug_assert!(!self.packed, "rows of a packed matrix are interleaved");
         let rb = self.row_bytes();
         &self.bytes.as_slice()[r * rb..(r + 1) * rb]
     }
@@ -207,6 +267,11 @@ impl QMatrix {
     /// Row `r` as f32 (the GGUF definition of each format).
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         assert_eq!(out.len(), self.cols, "output length");
+        if self.packed {
+            let (nsb, g) = (self.cols / QK_K, r / packed::GROUP);
+            packed::dequantize_row(self.kind, self.group(g), nsb, r % packed::GROUP, out);
+            return;
+        }
         let (bv, bb) = (self.kind.block_values(), self.kind.block_bytes());
         for (block, y) in self.row(r).chunks_exact(bb).zip(out.chunks_exact_mut(bv)) {
             dequantize_block(self.kind, block, y);
@@ -300,6 +365,10 @@ pub struct QActs {
     d: Vec<f32>,
     /// Sums of each 16 quants (blocks of 256 only).
     bsums: Vec<i16>,
+    /// Sums of each 32 quants (blocks of 256 only; the packed Q4_K kernel's mins).
+    sums32: Vec<i16>,
+    /// 32 times the sums of each 16 (blocks of 256 only; the packed Q6_K kernel's offset).
+    sums16x32: Vec<i32>,
 }
 
 impl QActs {
@@ -320,6 +389,8 @@ impl QActs {
             d: self.d.as_mut_ptr(),
             bsums: self.bsums.as_mut_ptr(),
         };
+        self.sums32.resize(sums / 2, 0);
+        self.sums16x32.resize(sums, 0);
         let blocks = n * cols / block;
         let work = |range: Range<usize>| {
             for b in range {
@@ -338,6 +409,24 @@ impl QActs {
             par_ranges(blocks, work);
         } else {
             work(0..blocks);
+        }
+        if block == QK_K {
+            for (i, pair) in self.bsums.chunks_exact(2).enumerate() {
+                self.sums32[i] = pair[0] + pair[1];
+                self.sums16x32[2 * i] = 32 * i32::from(pair[0]);
+                self.sums16x32[2 * i + 1] = 32 * i32::from(pair[1]);
+            }
+        }
+    }
+
+    /// Token `t`'s activations as the packed kernels read them (blocks of 256).
+    fn packed_row(&self, t: usize) -> packed::PackedAct {
+        let bpr = self.cols / self.block;
+        packed::PackedAct {
+            qs: self.qs[t * self.cols..].as_ptr(),
+            d: self.d[t * bpr..].as_ptr(),
+            sums32: self.sums32[t * bpr * 8..].as_ptr(),
+            sums16x32: self.sums16x32[t * bpr * 16..].as_ptr(),
         }
     }
 
@@ -580,6 +669,10 @@ unsafe fn run_rows(
     off: usize,
 ) {
     let nb = m.cols / m.kind.block_values();
+    if m.packed {
+        run_packed(isa, m, rows, acts, n, dst, stride, off);
+        return;
+    }
     if isa == Isa::Scalar {
         for t in 0..n {
             let a = acts.row(t);
@@ -616,6 +709,69 @@ unsafe fn run_rows(
                     for (j, v) in s.iter().take(live_t).enumerate() {
                         dst.write((tt + j) * stride + off + r0 + i, *v);
                     }
+                }
+            }
+        }
+    }
+}
+
+/// [`run_rows`] for a packed matrix: `rows` are whole groups of 8.
+///
+/// # Safety
+/// As [`run_rows`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_packed(
+    isa: Isa,
+    m: &QMatrix,
+    rows: Range<usize>,
+    acts: &QActs,
+    n: usize,
+    dst: SharedOut,
+    stride: usize,
+    off: usize,
+) {
+    const G: usize = packed::GROUP;
+    let nsb = m.cols / QK_K;
+    let groups = rows.start / G..rows.end.div_ceil(G);
+    if isa == Isa::Scalar {
+        let bpr = m.cols / QK_K;
+        for t in 0..n {
+            let qs = &acts.qs[t * m.cols..(t + 1) * m.cols];
+            let d = &acts.d[t * bpr..(t + 1) * bpr];
+            for g in groups.clone() {
+                for r in 0..G {
+                    let v = packed::dot_scalar(m.kind, m.group(g), nsb, r, qs, d);
+                    dst.write(t * stride + off + g * G + r, v);
+                }
+            }
+        }
+        return;
+    }
+    let write = |t: usize, g: usize, v: &[f32; G]| {
+        for (r, v) in v.iter().enumerate() {
+            dst.write(t * stride + off + g * G + r, *v);
+        }
+    };
+    if n == 1 {
+        let a = [acts.packed_row(0)];
+        for g in groups {
+            let [v] = packed::x86::group::<1>(isa, m.kind, m.group(g).as_ptr(), nsb, a);
+            write(0, g, &v);
+        }
+        return;
+    }
+    const T: usize = 4;
+    let tb = token_block(m.cols);
+    for t0 in (0..n).step_by(tb) {
+        let t1 = (t0 + tb).min(n);
+        for g in groups.clone() {
+            let w = m.group(g).as_ptr();
+            for tt in (t0..t1).step_by(T) {
+                let a: [packed::PackedAct; T] =
+                    std::array::from_fn(|j| acts.packed_row((tt + j).min(t1 - 1)));
+                let sums = packed::x86::group::<T>(isa, m.kind, w, nsb, a);
+                for (j, v) in sums.iter().enumerate().take((t1 - tt).min(T)) {
+                    write(tt + j, g, v);
                 }
             }
         }
@@ -1335,6 +1491,65 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Packed Q4_K and Q6_K matrices (rows interleaved by 8) give the row layout's products on
+    /// every path, scalar included, and the same values when dequantized.
+    #[test]
+    fn packed_matches_row_layout() {
+        for kind in [QType::Q4K, QType::Q6K] {
+            for cols in [1536, 256, 8960] {
+                for (rows, n) in [(8, 1), (24, 3), (40, 5), (16, 9), (8, 4)] {
+                    let seed = (rows * cols + n) as u64;
+                    let m = random_matrix(kind, rows, cols, seed);
+                    let p = random_matrix(kind, rows, cols, seed).packed();
+                    assert!(p.is_packed());
+                    let mut a = vec![0f32; cols];
+                    let mut b = vec![0f32; cols];
+                    for r in [0, rows / 2 + 1, rows - 1] {
+                        m.dequantize_row(r, &mut a);
+                        p.dequantize_row(r, &mut b);
+                        assert_eq!(a, b, "{kind:?} cols {cols} row {r}");
+                    }
+                    let x = random_acts(n, cols, 7 + n as u64);
+                    let mut s = Scratch::default();
+                    let mut want = vec![0f32; n * rows];
+                    matmul_with(Isa::Scalar, &[(&m, 0)], &x, n, &mut want, rows, &mut s);
+                    let typical = want.iter().map(|v| v.abs()).sum::<f32>() / want.len() as f32;
+                    for isa in Isa::available() {
+                        let mut got = vec![0f32; n * rows];
+                        matmul_with(isa, &[(&p, 0)], &x, n, &mut got, rows, &mut s);
+                        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                            assert!(
+                                (g - w).abs() <= 1e-5 * w.abs().max(typical).max(1.0),
+                                "{isa:?} packed {kind:?} cols {cols} rows {rows} n {n} at {i}: \
+                                 {g} vs {w}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A packed matrix shares an output row with row-layout parts.
+    #[test]
+    fn packed_and_row_parts_share_one_output() {
+        let cols = 512;
+        let a = random_matrix(QType::Q4K, 16, cols, 11).packed();
+        let b = random_matrix(QType::Q8_0, 5, cols, 12);
+        let c = random_matrix(QType::Q6K, 8, cols, 13).packed();
+        let x = random_acts(2, cols, 5);
+        let stride = 16 + 5 + 8;
+        let mut s = Scratch::default();
+        let mut want = vec![0f32; 2 * stride];
+        let parts = [(&a, 0), (&b, 16), (&c, 21)];
+        matmul_with(Isa::Scalar, &parts, &x, 2, &mut want, stride, &mut s);
+        let mut got = vec![0f32; 2 * stride];
+        matmul(&parts, &x, 2, &mut got, stride, &mut s);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() <= 1e-4 * w.abs().max(1.0), "{g} vs {w}");
         }
     }
 
