@@ -229,9 +229,21 @@ impl WorkerPool {
             .workers
             .lock()
             .map_err(|_| EmbedError::Worker("a worker call panicked".into()))?;
-        while workers.len() < self.size {
-            let w = self.start()?;
-            workers.push(w);
+        // Workers load their models at the same time: each load is a second or so of one core.
+        let missing = self.size.saturating_sub(workers.len());
+        let started: Vec<Result<Worker, EmbedError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..missing).map(|_| s.spawn(|| self.start())).collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(EmbedError::Worker("a worker start panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        for w in started {
+            workers.push(w?);
         }
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| (texts[i].len(), i));

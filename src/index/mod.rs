@@ -74,7 +74,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> IndexError + '_ {
 
 /// Texts per embed call when indexing: progress moves every ~2 s, and each call splits over the
 /// embedding workers with enough texts per worker that waiting for the slower one costs little.
-pub const EMBED_CALL_TEXTS: usize = 64;
+pub const EMBED_CALL_TEXTS: usize = 256;
 
 /// How an index is built; stored in its header. A change to any of these re-embeds the corpus.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
