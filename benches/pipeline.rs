@@ -717,22 +717,37 @@ impl LlamaSpeed {
     }
 }
 
-/// Runs llama-bench on `gguf` with `threads` threads and reads its JSON report.
+/// Runs llama-bench on `gguf` with `threads` threads and reads its JSON report. A run that
+/// fails is tried once more with `--repack 0` (llama.cpp's AMX and repacked-weight buffers off:
+/// on a machine whose CPU lists AMX but whose kernel does not grant it, the default run crashes
+/// in the AMX matrix product), and the figures say so.
 fn llama_bench_figures(bin: &Path, gguf: &Path, threads: usize) -> Result<LlamaFigures> {
-    let mut cmd = Command::new(bin);
-    cmd.arg("-m")
-        .arg(gguf)
-        .args(["-t", &threads.to_string()])
-        .args(["-p", &PREFILL_TOKENS.to_string()])
-        .args(["-n", &DECODE_TOKENS.to_string()])
-        .args(["-r", &GENERATE_RUNS.to_string()])
-        .args(["-o", "json"]);
-    let out = run_measured(&mut cmd)?;
-    out.ensure_success(bin)?;
-    let mut figures = parse_llama_bench(&out.stdout, threads)
-        .with_context(|| format!("reading the report of {}", bin.display()))?;
-    figures.peak_rss = out.peak_rss;
-    Ok(figures)
+    let run = |extra: &[&str]| -> Result<LlamaFigures> {
+        let mut cmd = Command::new(bin);
+        cmd.arg("-m")
+            .arg(gguf)
+            .args(["-t", &threads.to_string()])
+            .args(["-p", &PREFILL_TOKENS.to_string()])
+            .args(["-n", &DECODE_TOKENS.to_string()])
+            .args(["-r", &GENERATE_RUNS.to_string()])
+            .args(["-o", "json"])
+            .args(extra);
+        let out = run_measured(&mut cmd)?;
+        out.ensure_success(bin)?;
+        let mut figures = parse_llama_bench(&out.stdout, threads)
+            .with_context(|| format!("reading the report of {}", bin.display()))?;
+        figures.peak_rss = out.peak_rss;
+        Ok(figures)
+    };
+    match run(&[]) {
+        Ok(figures) => Ok(figures),
+        Err(first) => {
+            println!("llama.cpp: the default run failed ({first:#}); again with --repack 0");
+            let mut figures = run(&["--repack", "0"])?;
+            figures.about = format!("--repack 0 (the default run failed); {}", figures.about);
+            Ok(figures)
+        }
+    }
 }
 
 /// llama-bench's `-o json` report: an array with one object per test, `n_prompt` > 0 for prompt

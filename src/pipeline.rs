@@ -267,28 +267,45 @@ pub fn answer_hits(
     if let Some(sentence) =
         answer::short_answer_source(&checked).filter(|_| cfg.short_answer_tokens > 0)
     {
-        let opts = GenOptions {
-            max_tokens: cfg.short_answer_tokens,
-            copy_from: Some(sentence.to_string()),
-            avoid_starts: answer::question_words(question),
-            shared_prefix_messages: answer::short_answer_shared_messages(),
-            ..Default::default()
-        };
-        let span = clock.generate(
-            generator,
-            &answer::short_answer_prompt(question, sentence),
-            &opts,
-            &mut |_| {},
-        )?;
-        timings.short_answer_ms = span.prefill_ms + span.decode_ms;
-        short_answer = answer::clean_short_answer(&span.text, question);
-        let mismatch = short_answer.as_deref().and_then(|s| {
-            answer::short_answer_mismatch(question, s)
-                .or_else(|| answer::short_answer_unquoted(s, &passages))
-        });
-        if let Some(why) = mismatch {
+        let mut avoid_starts = answer::question_words(question);
+        for attempt in 0..2 {
+            let opts = GenOptions {
+                max_tokens: cfg.short_answer_tokens,
+                copy_from: Some(sentence.to_string()),
+                avoid_starts: avoid_starts.clone(),
+                shared_prefix_messages: answer::short_answer_shared_messages(),
+                ..Default::default()
+            };
+            let span = clock.generate(
+                generator,
+                &answer::short_answer_prompt(question, sentence),
+                &opts,
+                &mut |_| {},
+            )?;
+            timings.short_answer_ms += span.prefill_ms + span.decode_ms;
+            short_answer = answer::clean_short_answer(&span.text, question);
+            let Some(short) = short_answer.as_deref() else {
+                break;
+            };
+            let Some(why) = answer::short_answer_mismatch(question, short) else {
+                if let Some(why) = answer::short_answer_unquoted(short, &passages) {
+                    short_answer = None;
+                    checked =
+                        checked.declined(format!("{why}, so it does not answer the question"));
+                }
+                break;
+            };
+            // The span missed, but the sentence holds what the question lacks (a word of its
+            // own, a number when a quantity is asked): one more span, not starting where this
+            // one did. A span that copies a negation is the model saying the sentence does not
+            // answer, and is taken at its word.
+            if attempt == 0 && answer::short_answer_retry(question, sentence, short) {
+                avoid_starts.extend(answer::first_word(short));
+                continue;
+            }
             short_answer = None;
             checked = checked.declined(format!("{why}, so it does not answer the question"));
+            break;
         }
     }
     // Latency counts the generations' own prefill and decode time rather than the wall time of

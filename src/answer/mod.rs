@@ -277,6 +277,34 @@ pub fn short_answer_mismatch(question: &str, short: &str) -> Option<String> {
     None
 }
 
+/// Whether a short answer that [`short_answer_mismatch`] rejected is worth one more try from
+/// the same `sentence`: the sentence as a whole would pass (it holds a word the question lacks,
+/// and a number when a quantity is asked), and the rejected span does not copy a negation.
+pub fn short_answer_retry(question: &str, sentence: &str, short: &str) -> bool {
+    let negated = short.split_whitespace().any(|w| {
+        let w = w
+            .trim_matches(|c: char| !c.is_alphanumeric())
+            .to_lowercase();
+        matches!(w.as_str(), "not" | "no" | "never" | "none" | "nothing")
+    });
+    !negated && short_answer_mismatch(question, sentence).is_none()
+}
+
+/// The first word of `span`, lower-cased, as the copy constraint compares span starts (with and
+/// without a trailing full stop).
+pub fn first_word(span: &str) -> Vec<String> {
+    let Some(w) = span.split_whitespace().next() else {
+        return Vec::new();
+    };
+    let w = w.to_lowercase();
+    let bare = w.trim_end_matches(['.', ',', ';', ':']).to_string();
+    if bare == w {
+        vec![w]
+    } else {
+        vec![w, bare]
+    }
+}
+
 /// Why a short answer that holds a number is not grounded, if it is not: it must appear word
 /// for word (case and punctuation aside) in one of the passages. The sentence check already
 /// wants every number in the passage; this catches a date or figure put together from pieces
@@ -1124,6 +1152,25 @@ mod tests {
         assert!(short_answer_mismatch(how_many, "twenty-five").is_none());
         assert!(short_answer_mismatch("How much was committed?", "$2 million").is_none());
         assert!(short_answer_mismatch("Who showed how much it cost?", "the auditor").is_none());
+        // One more span is tried only when the sentence itself holds what the question lacks.
+        let which = "Which military body signed a memorandum with US Cyber Command?";
+        let signed = "The Cyber Operations Command signed a memorandum with the US Cyber Command.";
+        assert!(short_answer_retry(which, signed, "the US Cyber Command"));
+        let echo = "The memorandum was signed with US Cyber Command by a military body.";
+        assert!(!short_answer_retry(which, echo, "US Cyber Command"));
+        let count = "18 officials went to the exercise hosted by the US Cyber Command.";
+        assert!(short_answer_retry(how_many, count, "US Cyber Command"));
+        let none = "The exercise hosted by the US Cyber Command drew officials.";
+        assert!(!short_answer_retry(how_many, none, "US Cyber Command"));
+        let denied = "The exercise names two hosts but does not count the countries.";
+        assert!(!short_answer_retry(
+            how_many,
+            denied,
+            "not count the countries"
+        ));
+        assert_eq!(first_word("S. Cyber Command"), vec!["s.", "s"]);
+        assert_eq!(first_word("the US"), vec!["the"]);
+        assert!(first_word(" ").is_empty());
         // A number must be quoted from a passage, not put together from its pieces.
         let mut p = passages();
         p[1].text = "The drill is in October. It was announced on the 10th.".into();
