@@ -579,4 +579,198 @@ pub(super) mod x86 {
             Isa::Avx2 | Isa::Scalar => group_avx2::<T>(kind, g, nsb, a),
         }
     }
+
+    /// Two groups (16 rows) at once in 512-bit vectors, for AVX-512 VNNI: on cores with two
+    /// 512-bit units a `vpdpbusd` on 512 bits does twice the work of one on 256 at nearly the
+    /// same rate (measured here: 124 against 84 GMAC/s on one core). Lanes 0-7 are group `g0`'s
+    /// rows, 8-15 group `g1`'s; the arithmetic is [`q4k`]'s and [`q6k`]'s lane for lane.
+    mod wide {
+        use super::*;
+
+        #[inline(always)]
+        unsafe fn pair(b0: *const u8, b1: *const u8, at: usize) -> __m512i {
+            _mm512_inserti64x4::<1>(_mm512_castsi256_si512(load(b0.add(at))), load(b1.add(at)))
+        }
+
+        #[inline(always)]
+        unsafe fn bytes16(b0: *const u8, b1: *const u8, at: usize) -> __m128i {
+            _mm_unpacklo_epi64(
+                _mm_loadl_epi64(b0.add(at) as *const __m128i),
+                _mm_loadl_epi64(b1.add(at) as *const __m128i),
+            )
+        }
+
+        #[inline(always)]
+        unsafe fn halves16(b0: *const u8, b1: *const u8, at: usize) -> __m256i {
+            _mm256_set_m128i(
+                _mm_loadu_si128(b1.add(at) as *const __m128i),
+                _mm_loadu_si128(b0.add(at) as *const __m128i),
+            )
+        }
+
+        #[inline(always)]
+        unsafe fn bcast512(p: *const i8) -> __m512i {
+            _mm512_set1_epi32((p as *const i32).read_unaligned())
+        }
+
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+        pub(in crate::kernels) unsafe fn q4k<const T: usize>(
+            g0: *const u8,
+            g1: *const u8,
+            nsb: usize,
+            a: [PackedAct; T],
+        ) -> [__m512; T] {
+            let lo_m = _mm512_set1_epi8(0x0F);
+            let hi_m = _mm512_set1_epi8(0xF0u8 as i8);
+            let mut facc = [_mm512_setzero_ps(); T];
+            for sb in 0..nsb {
+                let (b0, b1) = (g0.add(sb * Q4K_GROUP_BYTES), g1.add(sb * Q4K_GROUP_BYTES));
+                prefetch(b0, Q4K_GROUP_BYTES);
+                prefetch(b1, Q4K_GROUP_BYTES);
+                let mut tot = [_mm512_setzero_si512(); T];
+                for c in 0..4 {
+                    let mut lo = [_mm512_setzero_si512(); T];
+                    let mut hi = [_mm512_setzero_si512(); T];
+                    for k in 0..8 {
+                        let w = pair(b0, b1, Q4K_QS + (c * 8 + k) * 32);
+                        let wl = _mm512_and_si512(w, lo_m);
+                        let wh = _mm512_and_si512(w, hi_m);
+                        for t in 0..T {
+                            let ap = a[t].qs.add(sb * 256 + 64 * c + 4 * k);
+                            lo[t] = _mm512_dpbusd_epi32(lo[t], wl, bcast512(ap));
+                            hi[t] = _mm512_dpbusd_epi32(hi[t], wh, bcast512(ap.add(32)));
+                        }
+                    }
+                    let s = Q4K_SCALES + 16 * c;
+                    // The high nibbles were summed at 16 times their value.
+                    let sl = _mm512_slli_epi32::<4>(_mm512_cvtepu8_epi32(bytes16(b0, b1, s)));
+                    let sh = _mm512_cvtepu8_epi32(bytes16(b0, b1, s + 8));
+                    for t in 0..T {
+                        let both = _mm512_add_epi32(
+                            _mm512_mullo_epi32(lo[t], sl),
+                            _mm512_mullo_epi32(hi[t], sh),
+                        );
+                        tot[t] = _mm512_add_epi32(tot[t], both);
+                    }
+                }
+                let mut mins = [_mm512_setzero_si512(); 4];
+                for (p, m) in mins.iter_mut().enumerate() {
+                    let at = Q4K_MINS + 16 * p;
+                    *m = _mm512_inserti64x4::<1>(
+                        _mm512_castsi256_si512(_mm256_cvtepu8_epi16(_mm_loadu_si128(
+                            b0.add(at) as *const __m128i
+                        ))),
+                        _mm256_cvtepu8_epi16(_mm_loadu_si128(b1.add(at) as *const __m128i)),
+                    );
+                }
+                let d = _mm512_cvtph_ps(halves16(b0, b1, Q4K_D));
+                let dmin = _mm512_cvtph_ps(halves16(b0, b1, Q4K_DMIN));
+                for t in 0..T {
+                    let mut msum = _mm512_setzero_si512();
+                    for (p, m) in mins.iter().enumerate() {
+                        let s = bcast512(a[t].sums32.add(sb * 8 + 2 * p) as *const i8);
+                        msum = _mm512_dpwssd_epi32(msum, *m, s);
+                    }
+                    let da = *a[t].d.add(sb);
+                    let scale = _mm512_mul_ps(d, _mm512_set1_ps(da / 16.0));
+                    facc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot[t]), scale, facc[t]);
+                    let mscale = _mm512_mul_ps(dmin, _mm512_set1_ps(da));
+                    facc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum), mscale, facc[t]);
+                }
+            }
+            facc
+        }
+
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+        pub(in crate::kernels) unsafe fn q6k<const T: usize>(
+            g0: *const u8,
+            g1: *const u8,
+            nsb: usize,
+            a: [PackedAct; T],
+        ) -> [__m512; T] {
+            let m4 = _mm512_set1_epi8(0x0F);
+            let m30 = _mm512_set1_epi8(0x30);
+            let mut facc = [_mm512_setzero_ps(); T];
+            for sb in 0..nsb {
+                let (b0, b1) = (g0.add(sb * Q6K_GROUP_BYTES), g1.add(sb * Q6K_GROUP_BYTES));
+                prefetch(b0, Q6K_GROUP_BYTES);
+                prefetch(b1, Q6K_GROUP_BYTES);
+                let mut tot = [_mm512_setzero_si512(); T];
+                for c in 0..4 {
+                    for half in 0..2 {
+                        let mut lo = [_mm512_setzero_si512(); T];
+                        let mut hi = [_mm512_setzero_si512(); T];
+                        for p in 0..2 {
+                            let pr = 2 * half + p;
+                            let h = pair(b0, b1, Q6K_QH + (c * 4 + pr) * 32);
+                            for e in 0..2 {
+                                let k = 2 * pr + e;
+                                let w = pair(b0, b1, Q6K_QL + (c * 8 + k) * 32);
+                                let (hl, hh) = if e == 0 {
+                                    (_mm512_slli_epi16::<4>(h), _mm512_slli_epi16::<2>(h))
+                                } else {
+                                    (h, _mm512_srli_epi16::<2>(h))
+                                };
+                                let wl = _mm512_or_si512(
+                                    _mm512_and_si512(w, m4),
+                                    _mm512_and_si512(hl, m30),
+                                );
+                                let wh = _mm512_or_si512(
+                                    _mm512_and_si512(_mm512_srli_epi16::<4>(w), m4),
+                                    _mm512_and_si512(hh, m30),
+                                );
+                                for t in 0..T {
+                                    let ap = a[t].qs.add(sb * 256 + 64 * c + 4 * k);
+                                    lo[t] = _mm512_dpbusd_epi32(lo[t], wl, bcast512(ap));
+                                    hi[t] = _mm512_dpbusd_epi32(hi[t], wh, bcast512(ap.add(32)));
+                                }
+                            }
+                        }
+                        let (g_lo, g_hi) = (4 * c + half, 4 * c + 2 + half);
+                        let sl = _mm512_cvtepi8_epi32(bytes16(b0, b1, Q6K_SCALES + 8 * g_lo));
+                        let sh = _mm512_cvtepi8_epi32(bytes16(b0, b1, Q6K_SCALES + 8 * g_hi));
+                        for t in 0..T {
+                            let off = a[t].sums16x32.add(sb * 16);
+                            let l = _mm512_sub_epi32(lo[t], _mm512_set1_epi32(*off.add(g_lo)));
+                            let h = _mm512_sub_epi32(hi[t], _mm512_set1_epi32(*off.add(g_hi)));
+                            let both = _mm512_add_epi32(
+                                _mm512_mullo_epi32(l, sl),
+                                _mm512_mullo_epi32(h, sh),
+                            );
+                            tot[t] = _mm512_add_epi32(tot[t], both);
+                        }
+                    }
+                }
+                let d = _mm512_cvtph_ps(halves16(b0, b1, Q6K_D));
+                for t in 0..T {
+                    let scale = _mm512_mul_ps(d, _mm512_set1_ps(*a[t].d.add(sb)));
+                    facc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(tot[t]), scale, facc[t]);
+                }
+            }
+            facc
+        }
+    }
+
+    /// Two groups (rows `8g0..8g0 + 8` and `8g1..8g1 + 8`) times `T` tokens on AVX-512 VNNI:
+    /// `out[t]` holds group `g0`'s 8 rows, then `g1`'s.
+    ///
+    /// # Safety
+    /// AVX-512 VNNI is available ([`Isa::Avx512Vnni`]); otherwise as [`group`].
+    pub(in crate::kernels) unsafe fn group_pair<const T: usize>(
+        kind: QType,
+        g0: *const u8,
+        g1: *const u8,
+        nsb: usize,
+        a: [PackedAct; T],
+    ) -> [[f32; 2 * GROUP]; T] {
+        let v = match kind {
+            QType::Q4K => wide::q4k::<T>(g0, g1, nsb, a),
+            _ => wide::q6k::<T>(g0, g1, nsb, a),
+        };
+        let mut out = [[0f32; 2 * GROUP]; T];
+        for t in 0..T {
+            out[t] = std::mem::transmute::<__m512, [f32; 16]>(v[t]);
+        }
+        out
+    }
 }

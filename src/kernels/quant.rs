@@ -764,7 +764,25 @@ unsafe fn run_packed(
     let tb = token_block(m.cols);
     for t0 in (0..n).step_by(tb) {
         let t1 = (t0 + tb).min(n);
-        for g in groups.clone() {
+        let mut groups = groups.clone();
+        if isa == Isa::Avx512Vnni {
+            while groups.len() >= 2 {
+                let g = groups.start;
+                let (w0, w1) = (m.group(g).as_ptr(), m.group(g + 1).as_ptr());
+                for tt in (t0..t1).step_by(T) {
+                    let a: [packed::PackedAct; T] =
+                        std::array::from_fn(|j| acts.packed_row((tt + j).min(t1 - 1)));
+                    let sums = packed::x86::group_pair::<T>(m.kind, w0, w1, nsb, a);
+                    for (j, v) in sums.iter().enumerate().take((t1 - tt).min(T)) {
+                        for (r, v) in v.iter().enumerate() {
+                            dst.write((tt + j) * stride + off + g * G + r, *v);
+                        }
+                    }
+                }
+                groups.start += 2;
+            }
+        }
+        for g in groups {
             let w = m.group(g).as_ptr();
             for tt in (t0..t1).step_by(T) {
                 let a: [packed::PackedAct; T] =
