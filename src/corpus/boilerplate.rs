@@ -223,6 +223,33 @@ pub fn clean_text(text: &str, markdown: bool) -> CleanText {
     }
 }
 
+/// Splits the text of a document (PDF, Word, OpenDocument, EPUB) into paragraphs without the web
+/// boilerplate rules: in a manual, short lines, code listings and lists of names are content, and
+/// the page furniture those rules are for was already removed page by page. The title is the first
+/// line, cut to 100 characters, and stays in the body.
+pub fn document_paragraphs(text: &str) -> CleanText {
+    let lines = split_lines(text, false);
+    let paragraphs = group_paragraphs(text, &lines);
+    let title = lines.first().map(|l| {
+        truncate_words(
+            &heading_text(&text[l.span.clone()]),
+            MAX_FALLBACK_TITLE_CHARS,
+        )
+    });
+    CleanText {
+        title,
+        headline: None,
+        paragraphs: paragraphs
+            .into_iter()
+            .map(|p| BodyParagraph {
+                span: p.span,
+                run: 0,
+            })
+            .collect(),
+        removed: Vec::new(),
+    }
+}
+
 /// Markdown role of a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Md {

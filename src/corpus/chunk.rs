@@ -15,7 +15,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 use unicode_segmentation::UnicodeSegmentation;
 
-use super::boilerplate::clean_text;
+use super::boilerplate::{clean_text, document_paragraphs};
 use super::text::{is_closer, is_terminal, tokens_for_words, word_count};
 use super::{ChunkId, CorpusError, DocId, DocKind, Document};
 
@@ -131,7 +131,11 @@ pub fn chunk_document(doc: &Document, config: &ChunkerConfig) -> Vec<Chunk> {
 fn chunk_with_stem(doc: &Document, stem: &str, config: &ChunkerConfig) -> Vec<Chunk> {
     let max_tokens = config.max_tokens.max(ChunkerConfig::MIN_MAX_TOKENS);
     let overlap_tokens = config.overlap_tokens.min(max_tokens - 1);
-    let clean = clean_text(&doc.text, doc.kind == DocKind::Markdown);
+    let clean = if doc.kind.is_extracted() {
+        document_paragraphs(&doc.text)
+    } else {
+        clean_text(&doc.text, doc.kind == DocKind::Markdown)
+    };
     let units = sentence_units(&doc.text, &clean.paragraphs);
     pack(&doc.text, &units, max_tokens, overlap_tokens)
         .into_iter()

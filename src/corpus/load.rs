@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::boilerplate::clean_text;
+use super::boilerplate::{clean_text, document_paragraphs};
 use super::isolate::{run_isolated, PARSE_TIME_LIMIT};
 use super::{html, office, paged, pdf};
 use super::{CorpusError, DocId};
@@ -527,7 +527,10 @@ fn extract_file(
 ) -> Result<Document, String> {
     let (text, page_starts, sections, title) = match kind {
         DocKind::Pdf => {
-            let pages = run_isolated("PDF", PARSE_TIME_LIMIT, move || pdf::extract_pages(&bytes))?;
+            let (pages, title) = run_isolated("PDF", PARSE_TIME_LIMIT, move || {
+                let title = pdf::metadata_title(&bytes);
+                pdf::extract_pages(&bytes).map(|pages| (pages, title))
+            })?;
             if pdf::has_no_text_layer(&pages) {
                 return Err(format!(
                     "no text layer ({} pages of images only: a scanned PDF; docqa does no OCR)",
@@ -542,7 +545,7 @@ fn extract_file(
                 rejoined = joined.rejoined_words,
                 "PDF text extracted"
             );
-            (joined.text, joined.page_starts, Vec::new(), None)
+            (joined.text, joined.page_starts, Vec::new(), title)
         }
         DocKind::Docx | DocKind::Odt | DocKind::Epub => {
             let (what, parse): (&str, fn(&[u8]) -> Result<office::Structured, String>) = match kind
@@ -562,7 +565,7 @@ fn extract_file(
         return Err("no text to index".to_string());
     }
     let title = title
-        .or_else(|| clean_text(&text, false).title)
+        .or_else(|| document_paragraphs(&text).title)
         .unwrap_or_else(|| stem_name(&id));
     Ok(Document {
         id,

@@ -30,8 +30,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use boilerplate::{
-    boilerplate_reasons, clean_text, is_boilerplate, BodyParagraph, BoilerplateReason, CleanText,
-    Removed,
+    boilerplate_reasons, clean_text, document_paragraphs, is_boilerplate, BodyParagraph,
+    BoilerplateReason, CleanText, Removed,
 };
 pub use chunk::{chunk_document, chunk_documents, Chunk, ChunkerConfig};
 pub use html::{extract as extract_html, HtmlText};

@@ -46,6 +46,34 @@ pub(crate) fn extract_pages(bytes: &[u8]) -> Result<Vec<String>, String> {
     Ok(pages)
 }
 
+/// The document's title from its Info dictionary, when it has a readable, non-blank one.
+/// Parses the file a second time, but only its trailer and one dictionary.
+pub(crate) fn metadata_title(bytes: &[u8]) -> Option<String> {
+    let doc = PdfDocument::load_mem(bytes).ok()?;
+    let info = doc.trailer.get(b"Info").ok()?;
+    let info = match info {
+        pdf_extract::Object::Reference(id) => doc.get_object(*id).ok()?,
+        other => other,
+    };
+    let raw = info.as_dict().ok()?.get(b"Title").ok()?.as_str().ok()?;
+    let title = decode_text_string(raw);
+    let title = title.split_whitespace().collect::<Vec<_>>().join(" ");
+    (!title.is_empty()).then_some(title)
+}
+
+/// A PDF text string: UTF-16BE when it starts with a byte-order mark, else PDFDocEncoding,
+/// read as Latin-1 (they differ only in rarely used punctuation).
+fn decode_text_string(raw: &[u8]) -> String {
+    if let Some(utf16) = raw.strip_prefix(&[0xFE, 0xFF]) {
+        let units: Vec<u16> = utf16
+            .chunks_exact(2)
+            .map(|p| u16::from_be_bytes([p[0], p[1]]))
+            .collect();
+        return String::from_utf16_lossy(&units);
+    }
+    raw.iter().map(|&b| char::from(b)).collect()
+}
+
 /// Whether the pages hold no text worth indexing: a scanned or image-only PDF.
 pub(crate) fn has_no_text_layer(pages: &[String]) -> bool {
     let letters: usize = pages
