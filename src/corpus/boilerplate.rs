@@ -227,7 +227,11 @@ pub fn clean_text(text: &str, markdown: bool) -> CleanText {
 /// boilerplate rules: in a manual, short lines, code listings and lists of names are content, and
 /// the page furniture those rules are for was already removed page by page. The title is the first
 /// line, cut to 100 characters, and stays in the body.
-pub fn document_paragraphs(text: &str) -> CleanText {
+///
+/// With `page_starts` (a PDF), each page is a run of its own, so no chunk spans two pages and
+/// the page a citation names holds all of the chunk: exact pages are worth more to a reader
+/// checking a source than the rare sentence cut at a page break.
+pub fn document_paragraphs(text: &str, page_starts: &[usize]) -> CleanText {
     let lines = split_lines(text, false);
     let paragraphs = group_paragraphs(text, &lines);
     let title = lines.first().map(|l| {
@@ -242,8 +246,8 @@ pub fn document_paragraphs(text: &str) -> CleanText {
         paragraphs: paragraphs
             .into_iter()
             .map(|p| BodyParagraph {
+                run: super::page_of(page_starts, p.span.start).unwrap_or(0) as usize,
                 span: p.span,
-                run: 0,
             })
             .collect(),
         removed: Vec::new(),

@@ -132,7 +132,7 @@ fn chunk_with_stem(doc: &Document, stem: &str, config: &ChunkerConfig) -> Vec<Ch
     let max_tokens = config.max_tokens.max(ChunkerConfig::MIN_MAX_TOKENS);
     let overlap_tokens = config.overlap_tokens.min(max_tokens - 1);
     let clean = if doc.kind.is_extracted() {
-        document_paragraphs(&doc.text)
+        document_paragraphs(&doc.text, &doc.page_starts)
     } else {
         clean_text(&doc.text, doc.kind == DocKind::Markdown)
     };
@@ -390,6 +390,21 @@ mod tests {
             sections: Vec::new(),
             decoded_from: None,
         }
+    }
+
+    #[test]
+    fn a_pdf_chunk_never_spans_two_pages() {
+        let text = format!("{}\n\n{}", paragraph("A", 3), paragraph("B", 3));
+        let mut d = doc("m.pdf", &text);
+        d.kind = DocKind::Pdf;
+        d.page_starts = vec![0, text.find("B0").unwrap()];
+        let chunks = chunk_document(&d, &ChunkerConfig::default());
+        let shown: Vec<(Option<u32>, &str)> =
+            chunks.iter().map(|c| (c.page, &c.text[..2])).collect();
+        assert_eq!(shown, [(Some(1), "A0"), (Some(2), "B0")]);
+        // Without pages the two short paragraphs share a chunk.
+        d.page_starts.clear();
+        assert_eq!(chunk_document(&d, &ChunkerConfig::default()).len(), 1);
     }
 
     #[test]
