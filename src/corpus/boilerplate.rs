@@ -230,8 +230,13 @@ pub fn clean_text(text: &str, markdown: bool) -> CleanText {
 ///
 /// With `page_starts` (a PDF), each page is a run of its own, so no chunk spans two pages and
 /// the page a citation names holds all of the chunk: exact pages are worth more to a reader
-/// checking a source than the rare sentence cut at a page break.
-pub fn document_paragraphs(text: &str, page_starts: &[usize]) -> CleanText {
+/// checking a source than the rare sentence cut at a page break. Likewise each section (from
+/// `section_starts`, a heading's offset) is a run, so a chunk's heading path is its own.
+pub fn document_paragraphs(
+    text: &str,
+    page_starts: &[usize],
+    section_starts: &[usize],
+) -> CleanText {
     let lines = split_lines(text, false);
     let paragraphs = group_paragraphs(text, &lines);
     let title = lines.first().map(|l| {
@@ -240,16 +245,25 @@ pub fn document_paragraphs(text: &str, page_starts: &[usize]) -> CleanText {
             MAX_FALLBACK_TITLE_CHARS,
         )
     });
+    let mut run = 0;
+    let mut previous = None;
+    let mut body = Vec::with_capacity(paragraphs.len());
+    for p in paragraphs {
+        let at = p.span.start;
+        let place = (
+            page_starts.partition_point(|&s| s <= at),
+            section_starts.partition_point(|&s| s <= at),
+        );
+        if previous.is_some_and(|prev| prev != place) {
+            run += 1;
+        }
+        previous = Some(place);
+        body.push(BodyParagraph { span: p.span, run });
+    }
     CleanText {
         title,
         headline: None,
-        paragraphs: paragraphs
-            .into_iter()
-            .map(|p| BodyParagraph {
-                run: super::page_of(page_starts, p.span.start).unwrap_or(0) as usize,
-                span: p.span,
-            })
-            .collect(),
+        paragraphs: body,
         removed: Vec::new(),
     }
 }

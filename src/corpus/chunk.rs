@@ -132,7 +132,10 @@ fn chunk_with_stem(doc: &Document, stem: &str, config: &ChunkerConfig) -> Vec<Ch
     let max_tokens = config.max_tokens.max(ChunkerConfig::MIN_MAX_TOKENS);
     let overlap_tokens = config.overlap_tokens.min(max_tokens - 1);
     let clean = if doc.kind.is_extracted() {
-        document_paragraphs(&doc.text, &doc.page_starts)
+        {
+            let sections: Vec<usize> = doc.sections.iter().map(|s| s.start).collect();
+            document_paragraphs(&doc.text, &doc.page_starts, &sections)
+        }
     } else {
         clean_text(&doc.text, doc.kind == DocKind::Markdown)
     };

@@ -565,7 +565,7 @@ fn extract_file(
         return Err("no text to index".to_string());
     }
     let title = title
-        .or_else(|| document_paragraphs(&text, &[]).title)
+        .or_else(|| document_paragraphs(&text, &[], &[]).title)
         .unwrap_or_else(|| stem_name(&id));
     Ok(Document {
         id,
