@@ -279,7 +279,10 @@ fn search_hits_carry_their_page() {
     assert_eq!(top["file"], "waterworks.docx", "{hits:#?}");
     assert!(top["page"].is_null(), "a Word file has no pages: {top}");
     assert_eq!(top["title"], "Waterworks notes › Pump stations");
-    assert!(top["text"].as_str().unwrap().contains("commissioned in 1997"));
+    assert!(top["text"]
+        .as_str()
+        .unwrap()
+        .contains("commissioned in 1997"));
 
     // The text output names the page.
     let c = corpus();

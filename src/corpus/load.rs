@@ -637,6 +637,40 @@ mod tests {
     }
 
     #[test]
+    fn markdown_headings_become_the_titles_of_their_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = "Some prose that is long enough to be a paragraph of its own here.";
+        let text = format!(
+            "# Guide\n\n{body}\n\n## Setup\n\n{body}\n\n```\n# not a heading\n```\n\n\
+             ### Install\n\n{body}\n\n## Usage\n\n{body}\n"
+        );
+        write(dir.path(), "guide.md", text.as_bytes());
+        let docs = load_dir(dir.path()).unwrap().documents;
+        let paths: Vec<&str> = docs[0].sections.iter().map(|s| s.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "Guide",
+                "Guide › Setup",
+                "Guide › Setup › Install",
+                "Guide › Usage"
+            ]
+        );
+        assert_eq!(docs[0].sections[1].start, text.find("## Setup").unwrap());
+        let chunks = super::super::chunk_documents(
+            &docs,
+            &super::super::ChunkerConfig {
+                max_tokens: 24,
+                overlap_tokens: 0,
+            },
+        )
+        .unwrap();
+        let titles: Vec<&str> = chunks.iter().map(|c| c.title.as_str()).collect();
+        assert!(titles.contains(&"Guide › Setup › Install"), "{titles:?}");
+        assert!(titles.contains(&"Guide › Usage"), "{titles:?}");
+    }
+
+    #[test]
     fn legacy_encoded_text_is_decoded_and_said_so() {
         let dir = tempfile::tempdir().unwrap();
         write(

@@ -236,6 +236,8 @@ impl Index {
             .iter()
             .filter_map(|d| Some((d.path.display().to_string(), d.decoded_from.clone()?)))
             .collect();
+        // A document parsed again although its file is unchanged (its cached text came from an
+        // older extractor) may chunk differently, so the index is not current.
         let parsed = loaded
             .documents
             .iter()
@@ -257,7 +259,7 @@ impl Index {
                 Previous::Usable(p) => Some(p),
                 _ => None,
             };
-            if let Some(p) = previous.filter(|p| is_current(p, &loaded.documents)) {
+            if let Some(p) = previous.filter(|p| parsed == 0 && is_current(p, &loaded.documents)) {
                 let (index, report) = Self::unchanged(p);
                 return Ok(finish(index, report));
             }
@@ -288,7 +290,7 @@ impl Index {
         };
         // Another process may have brought the index up to date while this one waited.
         let previous = match previous {
-            Some(p) if is_current(&p, &loaded.documents) => {
+            Some(p) if parsed == 0 && is_current(&p, &loaded.documents) => {
                 let (index, mut unchanged) = Self::unchanged(p);
                 unchanged.waited_for_lock = report.waited_for_lock;
                 return Ok(finish(index, unchanged));
@@ -408,8 +410,12 @@ impl Index {
             files,
             extracted,
         );
-        let changed =
-            !had_previous || !report.embedded_files.is_empty() || !report.removed_files.is_empty();
+        // Freshly parsed text is written even when every chunk was reused, so the next run
+        // finds it in the index instead of parsing again.
+        let changed = !had_previous
+            || !report.embedded_files.is_empty()
+            || !report.removed_files.is_empty()
+            || parsed > 0;
         if changed {
             index.write(path)?;
         }
