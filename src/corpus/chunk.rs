@@ -88,7 +88,7 @@ fn section_title(doc: &Document, offset: usize) -> String {
         return doc.title.clone();
     };
     let path = match section.path.strip_prefix(doc.title.as_str()) {
-        Some(rest) if rest.is_empty() => return doc.title.clone(),
+        Some("") => return doc.title.clone(),
         Some(rest) if rest.starts_with(" › ") => &rest[" › ".len()..],
         _ => section.path.as_str(),
     };

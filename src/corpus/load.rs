@@ -517,6 +517,9 @@ fn markdown_sections(text: &str) -> Vec<Section> {
     sections
 }
 
+/// A zipped-XML format's parser.
+type Parser = fn(&[u8]) -> Result<office::Structured, String>;
+
 /// Parses a PDF or zipped-XML file in isolation and cleans its text.
 fn extract_file(
     id: DocId,
@@ -548,8 +551,7 @@ fn extract_file(
             (joined.text, joined.page_starts, Vec::new(), title)
         }
         DocKind::Docx | DocKind::Odt | DocKind::Epub => {
-            let (what, parse): (&str, fn(&[u8]) -> Result<office::Structured, String>) = match kind
-            {
+            let (what, parse): (&str, Parser) = match kind {
                 DocKind::Docx => ("DOCX", office::docx),
                 DocKind::Odt => ("ODT", office::odt),
                 _ => ("EPUB", office::epub),

@@ -198,7 +198,7 @@ fn is_page_number(line: &str) -> bool {
     if numeric(s) || roman(s) {
         return true;
     }
-    let parts: Vec<&str> = s.split(|c| c == '/' || c == ' ').collect();
+    let parts: Vec<&str> = s.split(['/', ' ']).collect();
     match parts.as_slice() {
         [a, b] => numeric(a) && numeric(b),
         [a, "of", b] => numeric(a) && numeric(b),
