@@ -12,8 +12,11 @@
 //! llama-bench). Sections 4 and 5 run the `docqa` binary that `cargo bench` builds beside this
 //! one.
 //!
+//! (6) PDF text extraction (pages/s) and `docqa index --rebuild` of the PDF manuals of
+//! `evals/docs.jsonl` (Debian's asymptote-doc and gnuplot-doc; skipped when not installed).
+//!
 //! `cargo bench --bench pipeline -- generate ask` runs only the named sections (`embed`,
-//! `retrieve`, `generate`, `ask`, `index`). Each section prints the machine's load average when it
+//! `retrieve`, `generate`, `ask`, `index`, `pdf`). Each section prints the machine's load average when it
 //! starts: on shared cores a load above the thread count means the figures were measured under
 //! contention.
 
@@ -74,7 +77,7 @@ const TARGET_ANSWER_S: f64 = 12.0;
 const TARGET_ASK_RSS_GB: f64 = 2.5;
 const TARGET_INDEX_CHUNKS_PER_S: f64 = 90.0;
 
-const SECTIONS: [&str; 5] = ["embed", "retrieve", "generate", "ask", "index"];
+const SECTIONS: [&str; 6] = ["embed", "retrieve", "generate", "ask", "index", "pdf"];
 
 fn main() -> Result<()> {
     let threads = std::env::var("DOCQA_THREADS")
@@ -143,6 +146,9 @@ fn main() -> Result<()> {
     }
     if run("index") {
         bench_index(&store, threads, &mut rows)?;
+    }
+    if run("pdf") {
+        bench_pdf(&store, threads, &mut rows)?;
     }
 
     section(&format!(
@@ -1035,6 +1041,100 @@ fn bench_index(store: &Store, threads: usize, rows: &mut Vec<Row>) -> Result<()>
         TARGET_INDEX_CHUNKS_PER_S,
     ));
     rows.push(Row::info("docqa index chunks", chunks as f64, 0));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. PDF documents
+
+/// The manuals of `evals/docs.jsonl`, where Debian's packages install them.
+const PDF_CORPUS: [&str; 4] = [
+    "/usr/share/doc/asymptote/asymptote.pdf",
+    "/usr/share/doc/asymptote/CAD.pdf",
+    "/usr/share/doc/asymptote/asy-latex.pdf",
+    "/usr/share/doc/gnuplot/gnuplot.pdf",
+];
+const PDF_RUNS: usize = 3;
+
+/// Text-layer extraction speed per PDF (the parse alone, in this process, one thread: the
+/// loader parses one file at a time), then the whole `docqa index --rebuild` of the four
+/// manuals, parse and clean-up and embedding, as chunks/s.
+fn bench_pdf(store: &Store, threads: usize, rows: &mut Vec<Row>) -> Result<()> {
+    section("6. PDF extraction and indexing (evals/docs.jsonl's manuals)");
+    let present: Vec<&Path> = PDF_CORPUS
+        .iter()
+        .map(Path::new)
+        .filter(|p| p.is_file())
+        .collect();
+    if present.len() < PDF_CORPUS.len() {
+        println!("not measured: install asymptote-doc and gnuplot-doc (scripts/docs-corpus.sh)");
+        rows.push(Row::not_measured(
+            "PDF extraction pages/s",
+            "not measured (no PDFs)",
+            "-",
+        ));
+        return Ok(());
+    }
+    let (mut all_pages, mut all_secs) = (0usize, 0.0f64);
+    for pdf in &present {
+        let bytes = fs::read(pdf)?;
+        let mut per_s = Vec::new();
+        let mut pages = 0;
+        for _ in 0..PDF_RUNS {
+            let t = Instant::now();
+            pages = corpus::pdf_pages(&bytes)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", pdf.display()))?
+                .len();
+            let secs = t.elapsed().as_secs_f64();
+            per_s.push(pages as f64 / secs);
+        }
+        let stats = Stats::of(&per_s);
+        println!(
+            "  {}: {pages} pages, {:.1} MB, pages/s {}",
+            pdf.file_name().unwrap_or_default().to_string_lossy(),
+            bytes.len() as f64 / 1e6,
+            stats.show(0)
+        );
+        all_pages += pages;
+        all_secs += pages as f64 / stats.median;
+    }
+    let pages_per_s = all_pages as f64 / all_secs;
+    println!("all {all_pages} pages: {pages_per_s:.0} pages/s (medians)");
+    rows.push(Row::info("PDF extraction pages/s", pages_per_s, 0));
+
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("pdfs");
+    fs::create_dir_all(&dir)?;
+    for pdf in &present {
+        fs::copy(pdf, dir.join(pdf.file_name().unwrap_or_default()))?;
+    }
+    let mut cmd = docqa_command(store, threads);
+    cmd.arg("index")
+        .arg(&dir)
+        .arg("--rebuild")
+        .arg("--index")
+        .arg(tmp.path().join("index.docqa"))
+        .arg("--json");
+    let out = run_measured(&mut cmd)?;
+    out.ensure_success(Path::new(DOCQA))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&out.stdout).context("docqa index --json printed no JSON")?;
+    let n = v["report"]["chunks"].as_u64().unwrap_or(0) as usize;
+    anyhow::ensure!(n > 0, "docqa index of the PDFs made no chunks");
+    println!(
+        "docqa index --rebuild of {} PDFs ({all_pages} pages): {n} chunks in {:.2} s = {:.1} \
+         chunks/s, {:.1} pages/s; peak RSS {}",
+        present.len(),
+        out.wall_s,
+        n as f64 / out.wall_s,
+        all_pages as f64 / out.wall_s,
+        show_gb(out.peak_rss)
+    );
+    rows.push(Row::info(
+        "docqa index of the PDF manuals, chunks/s",
+        n as f64 / out.wall_s,
+        1,
+    ));
     Ok(())
 }
 

@@ -271,6 +271,7 @@ fn unreadable_files_are_listed_as_skipped_and_counted() {
     write(&corpus, "river.txt", RIVER);
     write(&corpus, "report.pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n");
     write(&corpus, "letters/draft.docx", b"PK\x03\x04\x14\x00");
+    write(&corpus, "sheet.xlsx", b"PK\x03\x04\x14\x00");
     write(&corpus, "blank.txt", [0u8; 4096]);
     let index = dir.path().join("i.docqa");
     let args = |json: bool| {
@@ -301,19 +302,26 @@ fn unreadable_files_are_listed_as_skipped_and_counted() {
             .1
             .clone()
     };
-    assert_eq!(skipped.len(), 3, "{skipped:?}");
-    assert!(named("report.pdf").contains("unsupported file type .pdf"));
-    assert!(named("draft.docx").contains("unsupported file type .docx"));
+    assert_eq!(skipped.len(), 4, "{skipped:?}");
+    // Damaged documents say what their parser found; other types are unsupported.
+    assert!(
+        named("report.pdf").contains("not a readable PDF"),
+        "{skipped:?}"
+    );
+    assert!(
+        named("draft.docx").contains("not a readable DOCX"),
+        "{skipped:?}"
+    );
+    assert!(named("sheet.xlsx").contains("unsupported file type .xlsx"));
     assert!(named("blank.txt").contains("binary file"), "{skipped:?}");
 
     // The summary line counts them and each gets a line with its reason.
     let run = docqa(&args(false));
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("from 1 files"), "{run:?}");
-    assert!(run.stdout.contains("3 skipped"), "{run:?}");
+    assert!(run.stdout.contains("4 skipped"), "{run:?}");
     assert!(
-        run.stdout
-            .contains("report.pdf: unsupported file type .pdf"),
+        run.stdout.contains("report.pdf: not a readable PDF"),
         "{run:?}"
     );
     assert!(run.stdout.contains("blank.txt: binary file"), "{run:?}");
@@ -322,9 +330,9 @@ fn unreadable_files_are_listed_as_skipped_and_counted() {
 #[test]
 fn a_folder_of_unreadable_files_is_an_error_listing_them() {
     let dir = tempfile::tempdir().unwrap();
-    let pdfs = dir.path().join("pdfs");
-    write(&pdfs, "a.pdf", b"%PDF-1.4");
-    write(&pdfs, "b.PDF", b"%PDF-1.4");
+    let pdfs = dir.path().join("sheets");
+    write(&pdfs, "a.xlsx", b"PK\x03\x04");
+    write(&pdfs, "b.XLSX", b"PK\x03\x04");
     let index = dir.path().join("i.docqa");
     let run = docqa(&[
         "search",
@@ -339,13 +347,13 @@ fn a_folder_of_unreadable_files_is_an_error_listing_them() {
     let (kind, message) = run.json_error();
     assert_eq!(kind, "corpus_empty", "{run:?}");
     assert!(
-        message.contains("holds no .txt, .md or .html files"),
+        message.contains("holds no .txt, .md, .html, .pdf, .docx, .odt or .epub files"),
         "{run:?}"
     );
     assert!(
         message.contains(
-            "(skipped 2 files: a.pdf: unsupported file type .pdf; b.PDF: unsupported file type \
-             .PDF)"
+            "(skipped 2 files: a.xlsx: unsupported file type .xlsx; b.XLSX: unsupported file type \
+             .XLSX)"
         ),
         "{run:?}"
     );

@@ -9,7 +9,7 @@ use docqa::generate::{Generator, GgufGenerator};
 use docqa::models::{LocalModel, ModelRole, Store};
 use docqa::pipeline::{self, AskConfig, AskOutcome};
 
-use super::corpus_cmd::{snippet, CorpusArgs, Loaded, RetrievalArgs};
+use super::corpus_cmd::{chunk_location, snippet, CorpusArgs, Loaded, RetrievalArgs};
 use super::GlobalArgs;
 
 #[derive(clap::Args, Clone)]
@@ -161,11 +161,9 @@ fn print_human(loaded: &Loaded, o: &AskOutcome) {
         for h in o.hits.iter().take(3) {
             let c = &loaded.index.chunks[h.index];
             println!(
-                "  {}  {}:{}-{}  {}",
+                "  {}  {}  {}",
                 c.id,
-                c.doc,
-                c.start,
-                c.end,
+                chunk_location(c),
                 snippet(&c.text, 160)
             );
         }
@@ -174,12 +172,10 @@ fn print_human(loaded: &Loaded, o: &AskOutcome) {
         for &i in &o.checked.cited {
             let c = &loaded.index.chunks[o.hits[i].index];
             println!(
-                "  [{}] {}  {}:{}-{}  {}",
+                "  [{}] {}  {}  {}",
                 i + 1,
                 c.id,
-                c.doc,
-                c.start,
-                c.end,
+                chunk_location(c),
                 snippet(&c.text, 160)
             );
         }
@@ -215,8 +211,10 @@ pub fn to_json(
                 "n": i + 1,
                 "id": c.id,
                 "file": c.doc,
+                "page": c.page,
                 "start": c.start,
                 "end": c.end,
+                "title": c.title,
                 "text": c.text,
             })
         })
@@ -227,7 +225,7 @@ pub fn to_json(
         .map(|h| {
             let c = &loaded.index.chunks[h.index];
             serde_json::json!({
-                "id": c.id, "file": c.doc, "start": c.start, "end": c.end,
+                "id": c.id, "file": c.doc, "page": c.page, "start": c.start, "end": c.end,
                 "score": h.score, "dense": h.dense, "bm25": h.bm25,
             })
         })

@@ -370,6 +370,9 @@ pub fn run_index(
         for (file, why) in &report.skipped_files {
             println!("  skipped {file}: {why}");
         }
+        for (file, encoding) in &report.decoded_files {
+            println!("  decoded {file}: not UTF-8, read as {encoding}");
+        }
         if let Some(why) = &report.rebuilt_reason {
             println!("  rebuilt: {why}");
         }
@@ -401,8 +404,10 @@ pub fn run_search(
                 serde_json::json!({
                     "id": c.id,
                     "file": c.doc,
+                    "page": c.page,
                     "start": c.start,
                     "end": c.end,
+                    "title": c.title,
                     "score": h.score,
                     "dense": h.dense,
                     "bm25": h.bm25,
@@ -424,12 +429,10 @@ pub fn run_search(
                 s.map_or("-".to_string(), |s| format!("#{} {:.3}", s.rank, s.score))
             };
             println!(
-                "{}. {}  {}:{}-{}  score {:.4}  (dense {}, bm25 {})",
+                "{}. {}  {}  score {:.4}  (dense {}, bm25 {})",
                 rank + 1,
                 c.id,
-                c.doc,
-                c.start,
-                c.end,
+                chunk_location(c),
                 h.score,
                 fmt(h.dense),
                 fmt(h.bm25)
@@ -443,6 +446,19 @@ pub fn run_search(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where a chunk is, for people: `notes.txt:120-480`, or with its page and section when it has
+/// them, `manual.pdf p. 4 (120-480)`, `guide.md:120-480 (Guide › Setup)`.
+pub fn chunk_location(c: &docqa::corpus::Chunk) -> String {
+    let mut out = match c.page {
+        Some(page) => format!("{} p. {page} ({}-{})", c.doc, c.start, c.end),
+        None => format!("{}:{}-{}", c.doc, c.start, c.end),
+    };
+    if c.title.contains(" › ") {
+        out.push_str(&format!(" [{}]", c.title));
+    }
+    out
 }
 
 /// The first `max` characters of a text on one line.

@@ -320,7 +320,13 @@ pub fn run() -> ExitCode {
 }
 
 fn init_tracing(quiet: bool) {
-    let default = if quiet { "warn" } else { "info" };
+    // The PDF parser logs each figure it cannot decode; docqa needs only the text, so those
+    // warnings would be noise on every indexed manual.
+    let default = if quiet {
+        "warn,lopdf=error,pdf_extract=error"
+    } else {
+        "info,lopdf=error,pdf_extract=error"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("DOCQA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()

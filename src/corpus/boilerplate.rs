@@ -223,6 +223,51 @@ pub fn clean_text(text: &str, markdown: bool) -> CleanText {
     }
 }
 
+/// Splits the text of a document (PDF, Word, OpenDocument, EPUB) into paragraphs without the web
+/// boilerplate rules: in a manual, short lines, code listings and lists of names are content, and
+/// the page furniture those rules are for was already removed page by page. The title is the first
+/// line, cut to 100 characters, and stays in the body.
+///
+/// With `page_starts` (a PDF), each page is a run of its own, so no chunk spans two pages and
+/// the page a citation names holds all of the chunk: exact pages are worth more to a reader
+/// checking a source than the rare sentence cut at a page break. Likewise each section (from
+/// `section_starts`, a heading's offset) is a run, so a chunk's heading path is its own.
+pub fn document_paragraphs(
+    text: &str,
+    page_starts: &[usize],
+    section_starts: &[usize],
+) -> CleanText {
+    let lines = split_lines(text, false);
+    let paragraphs = group_paragraphs(text, &lines);
+    let title = lines.first().map(|l| {
+        truncate_words(
+            &heading_text(&text[l.span.clone()]),
+            MAX_FALLBACK_TITLE_CHARS,
+        )
+    });
+    let mut run = 0;
+    let mut previous = None;
+    let mut body = Vec::with_capacity(paragraphs.len());
+    for p in paragraphs {
+        let at = p.span.start;
+        let place = (
+            page_starts.partition_point(|&s| s <= at),
+            section_starts.partition_point(|&s| s <= at),
+        );
+        if previous.is_some_and(|prev| prev != place) {
+            run += 1;
+        }
+        previous = Some(place);
+        body.push(BodyParagraph { span: p.span, run });
+    }
+    CleanText {
+        title,
+        headline: None,
+        paragraphs: body,
+        removed: Vec::new(),
+    }
+}
+
 /// Markdown role of a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Md {

@@ -15,7 +15,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 use unicode_segmentation::UnicodeSegmentation;
 
-use super::boilerplate::clean_text;
+use super::boilerplate::{clean_text, document_paragraphs};
 use super::text::{is_closer, is_terminal, tokens_for_words, word_count};
 use super::{ChunkId, CorpusError, DocId, DocKind, Document};
 
@@ -72,8 +72,31 @@ pub struct Chunk {
     pub start: usize,
     pub end: usize,
     pub text: String,
-    /// The document's title (see [`Document::title`]).
+    /// The document's title (see [`Document::title`]), then the heading path of the section the
+    /// chunk starts in, when the document has headings: `Guide › Setup › Install`.
     pub title: String,
+    /// The 1-based page the chunk starts on, for paged documents (PDF).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<u32>,
+}
+
+/// `title`, then the heading path of the section holding byte `offset`; the title is not
+/// repeated when the outermost heading restates it.
+fn section_title(doc: &Document, offset: usize) -> String {
+    let at = doc.sections.partition_point(|s| s.start <= offset);
+    let Some(section) = at.checked_sub(1).map(|i| &doc.sections[i]) else {
+        return doc.title.clone();
+    };
+    let path = match section.path.strip_prefix(doc.title.as_str()) {
+        Some("") => return doc.title.clone(),
+        Some(rest) if rest.starts_with(" › ") => &rest[" › ".len()..],
+        _ => section.path.as_str(),
+    };
+    if doc.title.is_empty() {
+        path.to_string()
+    } else {
+        format!("{} › {path}", doc.title)
+    }
 }
 
 /// Chunks every document. Chunk IDs use the document's path without extension; when two files
@@ -108,7 +131,14 @@ pub fn chunk_document(doc: &Document, config: &ChunkerConfig) -> Vec<Chunk> {
 fn chunk_with_stem(doc: &Document, stem: &str, config: &ChunkerConfig) -> Vec<Chunk> {
     let max_tokens = config.max_tokens.max(ChunkerConfig::MIN_MAX_TOKENS);
     let overlap_tokens = config.overlap_tokens.min(max_tokens - 1);
-    let clean = clean_text(&doc.text, doc.kind == DocKind::Markdown);
+    let clean = if doc.kind.is_extracted() {
+        {
+            let sections: Vec<usize> = doc.sections.iter().map(|s| s.start).collect();
+            document_paragraphs(&doc.text, &doc.page_starts, &sections)
+        }
+    } else {
+        clean_text(&doc.text, doc.kind == DocKind::Markdown)
+    };
     let units = sentence_units(&doc.text, &clean.paragraphs);
     pack(&doc.text, &units, max_tokens, overlap_tokens)
         .into_iter()
@@ -118,8 +148,9 @@ fn chunk_with_stem(doc: &Document, stem: &str, config: &ChunkerConfig) -> Vec<Ch
             doc: doc.id.clone(),
             start: span.start,
             end: span.end,
+            title: section_title(doc, span.start),
+            page: super::page_of(&doc.page_starts, span.start),
             text: doc.text[span].to_string(),
-            title: doc.title.clone(),
         })
         .collect()
 }
@@ -358,7 +389,58 @@ mod tests {
             text: text.to_string(),
             content_hash: String::new(),
             kind: DocKind::Text,
+            page_starts: Vec::new(),
+            sections: Vec::new(),
+            decoded_from: None,
         }
+    }
+
+    #[test]
+    fn a_pdf_chunk_never_spans_two_pages() {
+        let text = format!("{}\n\n{}", paragraph("A", 3), paragraph("B", 3));
+        let mut d = doc("m.pdf", &text);
+        d.kind = DocKind::Pdf;
+        d.page_starts = vec![0, text.find("B0").unwrap()];
+        let chunks = chunk_document(&d, &ChunkerConfig::default());
+        let shown: Vec<(Option<u32>, &str)> =
+            chunks.iter().map(|c| (c.page, &c.text[..2])).collect();
+        assert_eq!(shown, [(Some(1), "A0"), (Some(2), "B0")]);
+        // Without pages the two short paragraphs share a chunk.
+        d.page_starts.clear();
+        assert_eq!(chunk_document(&d, &ChunkerConfig::default()).len(), 1);
+    }
+
+    #[test]
+    fn chunks_carry_their_page_and_heading_path() {
+        let mut d = doc(
+            "m.pdf",
+            &format!("{}\n\n{}", paragraph("A", 12), paragraph("B", 12)),
+        );
+        let b_start = d.text.find("B0").unwrap();
+        d.page_starts = vec![0, b_start - 1];
+        d.sections = vec![
+            super::super::Section {
+                start: 0,
+                path: "T › Setup".into(),
+            },
+            super::super::Section {
+                start: b_start,
+                path: "Usage".into(),
+            },
+        ];
+        let chunks = chunk_document(&d, &ChunkerConfig::default());
+        assert_eq!(chunks.len(), 2, "{chunks:#?}");
+        assert_eq!(chunks[0].page, Some(1));
+        assert_eq!(chunks[0].title, "T › Setup");
+        assert_eq!(chunks[1].page, Some(2));
+        assert_eq!(chunks[1].title, "T › Usage");
+        d.page_starts.clear();
+        d.sections.clear();
+        let plain = chunk_document(&d, &ChunkerConfig::default());
+        assert_eq!(plain[0].page, None);
+        assert_eq!(plain[0].title, "T");
+        // A chunk without a page serialises as before, so indexes of text files read the same.
+        assert!(!serde_json::to_string(&plain[0]).unwrap().contains("page"));
     }
 
     fn sentences(text: &str) -> Vec<&str> {

@@ -1,8 +1,15 @@
-//! Loading a corpus folder: walks it recursively in a fixed order, reads `.txt`, `.md` and
-//! `.html`/`.htm` files into [`Document`]s, and records (rather than fails on) every file it
-//! cannot use, unsupported types included, so the user sees why a file is not searched. Called
-//! by `docqa index` and the eval runner before chunking.
+//! Loading a corpus folder: walks it recursively in a fixed order, reads `.txt`, `.md`,
+//! `.html`/`.htm`, `.pdf`, `.docx`, `.odt` and `.epub` files into [`Document`]s, and records
+//! (rather than fails on) every file it cannot use, unsupported types included, so the user sees
+//! why a file is not searched. Called by `docqa index` and the eval runner before chunking.
+//!
+//! PDF and zipped-XML files are parsed in isolation ([`super::isolate`]): a parser panic or a
+//! parse past its time limit skips that file with the reason. Their extracted text can be handed
+//! back through an [`ExtractCache`] (the index keeps it), so an unchanged file is not parsed
+//! again.
 
+use std::cell::OnceCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::fs;
 use std::io;
@@ -11,21 +18,30 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::boilerplate::clean_text;
-use super::html;
+use super::boilerplate::{clean_text, document_paragraphs};
+use super::isolate::{run_isolated, PARSE_TIME_LIMIT};
+use super::{html, office, paged, pdf};
 use super::{CorpusError, DocId};
 
 /// How a file's text was obtained, which decides what chunk offsets point into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DocKind {
-    /// `.txt`: the file's text as is.
+    /// `.txt`: the file's text as is (decoded first when it is not UTF-8).
     Text,
     /// `.md`: the file's text as is, Markdown structure respected when cleaning.
     Markdown,
     /// `.html` / `.htm`: the visible text extracted from the page; offsets point into that text,
     /// not into the file's markup.
     Html,
+    /// `.pdf`: the text layer, page by page, cleaned ([`paged`]); offsets point into that text.
+    Pdf,
+    /// `.docx`: Word paragraphs, headings as sections.
+    Docx,
+    /// `.odt`: OpenDocument text paragraphs, headings as sections.
+    Odt,
+    /// `.epub`: the chapters' visible text in reading order.
+    Epub,
 }
 
 impl DocKind {
@@ -36,9 +52,31 @@ impl DocKind {
             "txt" => Some(DocKind::Text),
             "md" | "markdown" => Some(DocKind::Markdown),
             "html" | "htm" => Some(DocKind::Html),
+            "pdf" => Some(DocKind::Pdf),
+            "docx" => Some(DocKind::Docx),
+            "odt" => Some(DocKind::Odt),
+            "epub" => Some(DocKind::Epub),
             _ => None,
         }
     }
+
+    /// Whether the text comes from parsing a binary format, which is slow enough to cache and
+    /// risky enough to isolate.
+    pub fn is_extracted(self) -> bool {
+        matches!(
+            self,
+            DocKind::Pdf | DocKind::Docx | DocKind::Odt | DocKind::Epub
+        )
+    }
+}
+
+/// A stretch of a document under one heading, from `start` to the next section's start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Section {
+    /// Byte offset into [`Document::text`] of the heading.
+    pub start: usize,
+    /// The headings above and including this one, outermost first, joined by ` › `.
+    pub path: String,
 }
 
 /// One loaded file.
@@ -47,15 +85,97 @@ pub struct Document {
     pub id: DocId,
     /// Where the file was read from.
     pub path: PathBuf,
-    /// The headline: the HTML `<title>`, else the first heading-like line that is not page
-    /// furniture, else the first body line cut to 100 characters, else the file stem.
+    /// The headline: the HTML `<title>` (the Word title, the EPUB's title), else the first
+    /// heading-like line that is not page furniture, else the first body line cut to 100
+    /// characters, else the file stem.
     pub title: String,
-    /// The text chunk offsets index into: the file itself for `.txt`/`.md`, the extracted
-    /// visible text for HTML.
+    /// The text chunk offsets index into: the file itself for UTF-8 `.txt`/`.md`, the decoded
+    /// text for a `.txt` in another encoding, the extracted text for every other kind.
     pub text: String,
     /// SHA-256 of the file's bytes, lowercase hex: tells re-indexing which files changed.
     pub content_hash: String,
     pub kind: DocKind,
+    /// Byte offset into `text` where each page starts (PDF only; empty for unpaged text).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub page_starts: Vec<usize>,
+    /// Headings and where their sections start (Markdown, Word, OpenDocument, EPUB), in text order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sections: Vec<Section>,
+    /// The encoding a `.txt` was decoded from when it was not UTF-8 (e.g. `windows-1252`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoded_from: Option<String>,
+}
+
+/// Version of the extraction and clean-up code: cached text from another version is extracted
+/// again, so a fix to the clean-up reaches every indexed file.
+pub const EXTRACTOR_VERSION: u32 = 1;
+
+/// Text extracted from a binary document, as the index keeps it between runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extracted {
+    pub doc: DocId,
+    /// SHA-256 of the file the text was extracted from.
+    pub content_hash: String,
+    /// [`EXTRACTOR_VERSION`] at extraction.
+    pub extractor: u32,
+    pub title: String,
+    pub text: String,
+    #[serde(default)]
+    pub page_starts: Vec<usize>,
+    #[serde(default)]
+    pub sections: Vec<Section>,
+}
+
+impl Extracted {
+    /// What the index keeps of `doc`, when its text was extracted from a binary format.
+    pub fn of(doc: &Document) -> Option<Extracted> {
+        doc.kind.is_extracted().then(|| Extracted {
+            doc: doc.id.clone(),
+            content_hash: doc.content_hash.clone(),
+            extractor: EXTRACTOR_VERSION,
+            title: doc.title.clone(),
+            text: doc.text.clone(),
+            page_starts: doc.page_starts.clone(),
+            sections: doc.sections.clone(),
+        })
+    }
+}
+
+/// Extracted texts from an earlier run, by document; a file whose bytes hash the same is not
+/// parsed again. Read lazily: a corpus without PDF or zipped-XML files never reads it.
+#[derive(Default)]
+pub struct ExtractCache {
+    by_doc: OnceCell<HashMap<DocId, Extracted>>,
+    source: Option<Box<dyn Fn() -> Vec<Extracted>>>,
+}
+
+impl ExtractCache {
+    pub fn new(entries: impl IntoIterator<Item = Extracted>) -> ExtractCache {
+        let by_doc = OnceCell::new();
+        let _ = by_doc.set(entries.into_iter().map(|e| (e.doc.clone(), e)).collect());
+        ExtractCache {
+            by_doc,
+            source: None,
+        }
+    }
+
+    /// A cache filled by `source` the first time a binary document is looked up.
+    pub fn lazy(source: impl Fn() -> Vec<Extracted> + 'static) -> ExtractCache {
+        ExtractCache {
+            by_doc: OnceCell::new(),
+            source: Some(Box::new(source)),
+        }
+    }
+
+    fn get(&self, doc: &DocId, content_hash: &str) -> Option<&Extracted> {
+        let by_doc = self.by_doc.get_or_init(|| {
+            let entries = self.source.as_ref().map(|f| f()).unwrap_or_default();
+            entries.into_iter().map(|e| (e.doc.clone(), e)).collect()
+        });
+        by_doc
+            .get(doc)
+            .filter(|e| e.content_hash == content_hash && e.extractor == EXTRACTOR_VERSION)
+    }
 }
 
 /// A file that was skipped, and why.
@@ -76,8 +196,11 @@ impl fmt::Display for LoadWarning {
 pub struct LoadReport {
     /// Loaded documents, sorted by ID.
     pub documents: Vec<Document>,
-    /// Files that were not loaded, with the reason: unsupported types (`.pdf`, `.docx`, ...)
-    /// and supported ones that could not be used (not UTF-8, binary, no text). Sorted by path.
+    /// Documents whose text came from an [`ExtractCache`] rather than a parse.
+    pub cached: usize,
+    /// Files that were not loaded, with the reason: unsupported types (`.png`, `.xlsx`, ...)
+    /// and supported ones that could not be used (binary, no text, no PDF text layer, a
+    /// damaged or encrypted file, a parser crash or time-out). Sorted by path.
     pub warnings: Vec<LoadWarning>,
     /// Hidden files and folders, and entries that are neither files nor folders.
     pub ignored: usize,
@@ -91,12 +214,18 @@ fn unsupported_reason(path: &Path) -> String {
     }
 }
 
-/// Loads every `.txt`, `.md` and `.html`/`.htm` file under `dir`, recursively, in order of their
+/// Loads every supported file under `dir` (see [`DocKind`]), recursively, in order of their
 /// `/`-separated relative path. Hidden files and folders (`.git`) are ignored and symlinked folders
-/// are not followed. Any other file, and a supported one that is not UTF-8, looks binary (holds
-/// a NUL byte), cannot be read or holds no text, is skipped with a warning; it is an error only
-/// when `dir` is missing, holds no supported file, or none of them could be used.
+/// are not followed. Any other file, and a supported one that looks binary (holds a NUL byte),
+/// cannot be read, cannot be parsed or holds no text, is skipped with a warning; it is an error
+/// only when `dir` is missing, holds no supported file, or none of them could be used.
 pub fn load_dir(dir: &Path) -> Result<LoadReport, CorpusError> {
+    load_dir_cached(dir, &ExtractCache::default())
+}
+
+/// [`load_dir`], taking the text of PDF and zipped-XML files from `cache` when their bytes are
+/// unchanged.
+pub fn load_dir_cached(dir: &Path, cache: &ExtractCache) -> Result<LoadReport, CorpusError> {
     let meta = fs::metadata(dir).map_err(|source| match source.kind() {
         io::ErrorKind::NotFound => CorpusError::NotFound {
             dir: dir.to_path_buf(),
@@ -138,9 +267,13 @@ pub fn load_dir(dir: &Path) -> Result<LoadReport, CorpusError> {
     let candidates = files.len() + warnings.len();
 
     let mut documents = Vec::with_capacity(files.len());
+    let mut cached = 0;
     for (id, path, kind) in files {
-        match load_file(id, &path, kind) {
-            Ok(doc) => documents.push(doc),
+        match load_file(id, &path, kind, cache) {
+            Ok((doc, from_cache)) => {
+                cached += usize::from(from_cache);
+                documents.push(doc)
+            }
             Err(reason) => {
                 tracing::warn!(file = %path.display(), %reason, "skipping file");
                 warnings.push(LoadWarning { path, reason });
@@ -158,6 +291,7 @@ pub fn load_dir(dir: &Path) -> Result<LoadReport, CorpusError> {
     }
     Ok(LoadReport {
         documents,
+        cached,
         warnings,
         ignored,
     })
@@ -241,14 +375,34 @@ fn walk(root: &Path, current: &Path, found: &mut Found<'_>) -> Result<(), Corpus
     Ok(())
 }
 
-/// Reads one file; the error is the reason it was skipped.
-fn load_file(id: DocId, path: &Path, kind: DocKind) -> Result<Document, String> {
+/// Reads one file; the error is the reason it was skipped. Also says whether the text came
+/// from `cache`.
+fn load_file(
+    id: DocId,
+    path: &Path,
+    kind: DocKind,
+    cache: &ExtractCache,
+) -> Result<(Document, bool), String> {
     let bytes = fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
     let content_hash = hex::encode(Sha256::digest(&bytes));
-    let raw = String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        format!("not valid UTF-8 (invalid byte at offset {at}); convert it to UTF-8 to index it")
-    })?;
+    if kind.is_extracted() {
+        if let Some(hit) = cache.get(&id, &content_hash) {
+            let doc = Document {
+                id,
+                path: path.to_path_buf(),
+                title: hit.title.clone(),
+                text: hit.text.clone(),
+                content_hash,
+                kind,
+                page_starts: hit.page_starts.clone(),
+                sections: hit.sections.clone(),
+                decoded_from: None,
+            };
+            return Ok((doc, true));
+        }
+        return extract_file(id, path, kind, bytes, content_hash).map(|doc| (doc, false));
+    }
+    let (raw, decoded_from) = decode_text(bytes, kind)?;
     // Valid UTF-8 yet not text: a NUL byte does not occur in a text file.
     if let Some(at) = raw.find('\0') {
         return Err(format!("binary file, not text (a NUL byte at offset {at})"));
@@ -258,14 +412,163 @@ fn load_file(id: DocId, path: &Path, kind: DocKind) -> Result<Document, String> 
             let page = html::extract(&raw);
             (page.text, page.title)
         }
-        DocKind::Text | DocKind::Markdown => (raw, None),
+        _ => (raw, None),
     };
     if text.trim().is_empty() {
         return Err("no text to index".to_string());
     }
+    let sections = if kind == DocKind::Markdown {
+        markdown_sections(&text)
+    } else {
+        Vec::new()
+    };
     let title = html_title
         .or_else(|| clean_text(&text, kind == DocKind::Markdown).title)
-        .unwrap_or_else(|| id.stem().rsplit('/').next().unwrap_or("").to_string());
+        .unwrap_or_else(|| stem_name(&id));
+    let doc = Document {
+        id,
+        path: path.to_path_buf(),
+        title,
+        text,
+        content_hash,
+        kind,
+        page_starts: Vec::new(),
+        sections,
+        decoded_from,
+    };
+    Ok((doc, false))
+}
+
+fn stem_name(id: &DocId) -> String {
+    id.stem().rsplit('/').next().unwrap_or("").to_string()
+}
+
+/// The file as text: UTF-8 as is; a `.txt` in another encoding decoded by detection
+/// (`chardetng`, then `encoding_rs`), which is reported. A non-UTF-8 `.md` or `.html` stays
+/// skipped: both formats are UTF-8 nearly always, so bad bytes there mean a damaged file.
+fn decode_text(bytes: Vec<u8>, kind: DocKind) -> Result<(String, Option<String>), String> {
+    let bytes = match String::from_utf8(bytes) {
+        Ok(text) => return Ok((text, None)),
+        Err(e) if kind == DocKind::Text => e.into_bytes(),
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            return Err(format!(
+                "not valid UTF-8 (invalid byte at offset {at}); convert it to UTF-8 to index it"
+            ));
+        }
+    };
+    // A NUL byte marks a binary file; UTF-16 (which has them) announces itself with a BOM.
+    let (bom_encoding, _) = encoding_rs::Encoding::for_bom(&bytes).unzip();
+    if bom_encoding.is_none() {
+        if let Some(at) = bytes.iter().position(|&b| b == 0) {
+            return Err(format!("binary file, not text (a NUL byte at offset {at})"));
+        }
+    }
+    let encoding = bom_encoding.unwrap_or_else(|| {
+        let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
+        detector.feed(&bytes, true);
+        detector.guess(None, chardetng::Utf8Detection::Allow)
+    });
+    let (text, used, had_errors) = encoding.decode(&bytes);
+    if had_errors {
+        return Err(format!(
+            "not valid UTF-8, and not valid {} either (its likeliest encoding); convert it to \
+             UTF-8 to index it",
+            used.name()
+        ));
+    }
+    Ok((text.into_owned(), Some(used.name().to_string())))
+}
+
+/// Markdown ATX headings (`#` to `######`, outside fenced code) as sections.
+fn markdown_sections(text: &str) -> Vec<Section> {
+    let mut sections = Vec::new();
+    let mut open: Vec<(usize, String)> = Vec::new();
+    let mut in_fence = false;
+    let mut offset = 0;
+    for raw in text.split_inclusive('\n') {
+        let start = offset;
+        offset += raw.len();
+        let line = raw.trim();
+        if line.starts_with("```") || line.starts_with("~~~") {
+            in_fence = !in_fence;
+            continue;
+        }
+        if in_fence {
+            continue;
+        }
+        let level = line.bytes().take_while(|&b| b == b'#').count();
+        let rest = &line[level..];
+        if !(1..=6).contains(&level) || !rest.starts_with(char::is_whitespace) {
+            continue;
+        }
+        let heading = rest.trim().trim_end_matches('#').trim();
+        if heading.is_empty() {
+            continue;
+        }
+        open.retain(|(l, _)| *l < level);
+        open.push((level, heading.to_string()));
+        let path: Vec<&str> = open.iter().map(|(_, h)| h.as_str()).collect();
+        sections.push(Section {
+            start: start + (raw.len() - raw.trim_start().len()),
+            path: path.join(" › "),
+        });
+    }
+    sections
+}
+
+/// A zipped-XML format's parser.
+type Parser = fn(&[u8]) -> Result<office::Structured, String>;
+
+/// Parses a PDF or zipped-XML file in isolation and cleans its text.
+fn extract_file(
+    id: DocId,
+    path: &Path,
+    kind: DocKind,
+    bytes: Vec<u8>,
+    content_hash: String,
+) -> Result<Document, String> {
+    let (text, page_starts, sections, title) = match kind {
+        DocKind::Pdf => {
+            let (pages, title) = run_isolated("PDF", PARSE_TIME_LIMIT, move || {
+                let title = pdf::metadata_title(&bytes);
+                pdf::extract_pages(&bytes).map(|pages| (pages, title))
+            })?;
+            if pdf::has_no_text_layer(&pages) {
+                return Err(format!(
+                    "no text layer ({} pages of images only: a scanned PDF; docqa does no OCR)",
+                    pages.len()
+                ));
+            }
+            let joined = paged::join_pages(&pages);
+            tracing::debug!(
+                file = %path.display(),
+                pages = pages.len(),
+                furniture = joined.furniture_lines,
+                rejoined = joined.rejoined_words,
+                "PDF text extracted"
+            );
+            (joined.text, joined.page_starts, Vec::new(), title)
+        }
+        DocKind::Docx | DocKind::Odt | DocKind::Epub => {
+            let (what, parse): (&str, Parser) = match kind {
+                DocKind::Docx => ("DOCX", office::docx),
+                DocKind::Odt => ("ODT", office::odt),
+                _ => ("EPUB", office::epub),
+            };
+            let s = run_isolated(what, PARSE_TIME_LIMIT, move || parse(&bytes))?;
+            (s.text, Vec::new(), s.sections, s.title)
+        }
+        DocKind::Text | DocKind::Markdown | DocKind::Html => {
+            unreachable!("only extracted kinds are parsed here")
+        }
+    };
+    if text.trim().is_empty() {
+        return Err("no text to index".to_string());
+    }
+    let title = title
+        .or_else(|| document_paragraphs(&text, &[], &[]).title)
+        .unwrap_or_else(|| stem_name(&id));
     Ok(Document {
         id,
         path: path.to_path_buf(),
@@ -273,6 +576,9 @@ fn load_file(id: DocId, path: &Path, kind: DocKind) -> Result<Document, String> 
         text,
         content_hash,
         kind,
+        page_starts,
+        sections,
+        decoded_from: None,
     })
 }
 
@@ -333,21 +639,86 @@ mod tests {
     }
 
     #[test]
-    fn non_utf8_file_is_skipped_with_a_warning() {
+    fn markdown_headings_become_the_titles_of_their_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = "Some prose that is long enough to be a paragraph of its own here.";
+        let text = format!(
+            "# Guide\n\n{body}\n\n## Setup\n\n{body}\n\n```\n# not a heading\n```\n\n\
+             ### Install\n\n{body}\n\n## Usage\n\n{body}\n"
+        );
+        write(dir.path(), "guide.md", text.as_bytes());
+        let docs = load_dir(dir.path()).unwrap().documents;
+        let paths: Vec<&str> = docs[0].sections.iter().map(|s| s.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "Guide",
+                "Guide › Setup",
+                "Guide › Setup › Install",
+                "Guide › Usage"
+            ]
+        );
+        assert_eq!(docs[0].sections[1].start, text.find("## Setup").unwrap());
+        let chunks = super::super::chunk_documents(
+            &docs,
+            &super::super::ChunkerConfig {
+                max_tokens: 24,
+                overlap_tokens: 0,
+            },
+        )
+        .unwrap();
+        let titles: Vec<&str> = chunks.iter().map(|c| c.title.as_str()).collect();
+        assert!(titles.contains(&"Guide › Setup › Install"), "{titles:?}");
+        assert!(titles.contains(&"Guide › Usage"), "{titles:?}");
+    }
+
+    #[test]
+    fn legacy_encoded_text_is_decoded_and_said_so() {
         let dir = tempfile::tempdir().unwrap();
         write(
             dir.path(),
             "good.txt",
             b"A perfectly ordinary sentence about rivers.",
         );
-        write(dir.path(), "latin1.txt", b"caf\xe9 au lait");
+        write(
+            dir.path(),
+            "latin1.txt",
+            b"Le caf\xe9 au lait co\xfbte deux euros \xe0 la gare, d\xe9j\xe0 servi tr\xe8s chaud.",
+        );
+        write(
+            dir.path(),
+            "cyrillic.txt",
+            &encoding_rs::WINDOWS_1251
+                .encode(
+                    "Москва — столица России, крупнейший по численности населения город страны.",
+                )
+                .0,
+        );
+        // Not UTF-8 in a Markdown file: damage, still skipped with the offset.
+        write(dir.path(), "notes.md", b"# Notes\n\ncaf\xe9 au lait");
         let report = load_dir(dir.path()).unwrap();
-        assert_eq!(report.documents.len(), 1);
+        let docs: Vec<(&str, Option<&str>)> = report
+            .documents
+            .iter()
+            .map(|d| (d.id.as_str(), d.decoded_from.as_deref()))
+            .collect();
+        assert_eq!(
+            docs,
+            [
+                ("cyrillic.txt", Some("windows-1251")),
+                ("good.txt", None),
+                ("latin1.txt", Some("windows-1252"))
+            ]
+        );
+        assert!(report.documents[2]
+            .text
+            .starts_with("Le café au lait coûte"));
+        assert!(report.documents[0].text.starts_with("Москва — столица"));
         assert_eq!(report.warnings.len(), 1);
         let warning = report.warnings[0].to_string();
-        assert!(warning.contains("latin1.txt"), "{warning}");
+        assert!(warning.contains("notes.md"), "{warning}");
         assert!(warning.contains("not valid UTF-8"), "{warning}");
-        assert!(warning.contains("offset 3"), "{warning}");
+        assert!(warning.contains("offset 12"), "{warning}");
     }
 
     #[test]
@@ -398,8 +769,8 @@ mod tests {
 
         let empty = dir.path().join("empty");
         fs::create_dir(&empty).unwrap();
-        write(&empty, "notes.pdf", b"%PDF");
-        write(&empty, "sub/letter.docx", b"PK\x03\x04");
+        write(&empty, "sheet.xlsx", b"PK\x03\x04");
+        write(&empty, "sub/photo.jpg", b"\xff\xd8");
         let err = load_dir(&empty).unwrap_err();
         assert!(
             matches!(&err, CorpusError::Empty { skipped, .. } if skipped.len() == 2),
@@ -410,9 +781,20 @@ mod tests {
         assert!(msg.contains(&empty.display().to_string()), "{msg}");
         assert!(
             msg.ends_with(
-                " (skipped 2 files: notes.pdf: unsupported file type .pdf; sub/letter.docx: \
-                 unsupported file type .docx)"
+                " (skipped 2 files: sheet.xlsx: unsupported file type .xlsx; sub/photo.jpg: \
+                 unsupported file type .jpg)"
             ),
+            "{msg}"
+        );
+
+        // Damaged PDF and Word files are skipped with their parser's reason.
+        let damaged = dir.path().join("damaged");
+        write(&damaged, "notes.pdf", b"%PDF");
+        write(&damaged, "sub/letter.docx", b"PK\x03\x04");
+        let msg = load_dir(&damaged).unwrap_err().to_string();
+        assert!(msg.contains("notes.pdf: not a readable PDF"), "{msg}");
+        assert!(
+            msg.contains("sub/letter.docx: not a readable DOCX"),
             "{msg}"
         );
 

@@ -1,12 +1,13 @@
-//! The corpus stage: loads a folder of `.txt`, `.md` and `.html` files, removes web boilerplate,
-//! and cuts the text into [`Chunk`]s with exact byte spans and stable [`ChunkId`]s. Called by
-//! `docqa index` and the eval runner; everything downstream (BM25, embeddings, citations) works
-//! on its chunks.
+//! The corpus stage: loads a folder of `.txt`, `.md`, `.html`, `.pdf`, `.docx`, `.odt` and
+//! `.epub` files, removes web boilerplate (and a PDF's running headers and page numbers), and
+//! cuts the text into [`Chunk`]s with exact byte spans, their page (PDF) and stable
+//! [`ChunkId`]s. Called by `docqa index` and the eval runner; everything downstream (BM25,
+//! embeddings, citations) works on its chunks.
 //!
-//! Offsets: for `.txt` and `.md` a chunk's `start..end` are byte offsets into the file as stored;
-//! for HTML they index the visible text extracted from the page ([`Document::text`]), since the
-//! markup has no contiguous span for a paragraph of text. In both cases
-//! `&document.text[chunk.start..chunk.end] == chunk.text`.
+//! Offsets: for UTF-8 `.txt` and `.md` a chunk's `start..end` are byte offsets into the file as
+//! stored; for every other kind they index the text extracted (or decoded) from the file
+//! ([`Document::text`]), since markup and page descriptions have no contiguous span for a
+//! paragraph of text. In every case `&document.text[chunk.start..chunk.end] == chunk.text`.
 //!
 //! Titles: a document's headline (its first heading-like line that is not page furniture, or the
 //! HTML `<title>`) becomes [`Document::title`] and every chunk's `title`, and is left out of the
@@ -18,20 +19,38 @@ mod boilerplate;
 mod chunk;
 mod html;
 mod ids;
+mod isolate;
 mod load;
+mod office;
+mod paged;
+mod pdf;
 mod text;
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 pub use boilerplate::{
-    boilerplate_reasons, clean_text, is_boilerplate, BodyParagraph, BoilerplateReason, CleanText,
-    Removed,
+    boilerplate_reasons, clean_text, document_paragraphs, is_boilerplate, BodyParagraph,
+    BoilerplateReason, CleanText, Removed,
 };
 pub use chunk::{chunk_document, chunk_documents, Chunk, ChunkerConfig};
 pub use html::{extract as extract_html, HtmlText};
 pub use ids::{ChunkId, ChunkIdParseError, DocId};
-pub use load::{load_dir, DocKind, Document, LoadReport, LoadWarning};
+pub use isolate::{run_isolated, PARSE_TIME_LIMIT};
+pub use load::{
+    load_dir, load_dir_cached, DocKind, Document, ExtractCache, Extracted, LoadReport, LoadWarning,
+    Section, EXTRACTOR_VERSION,
+};
+pub use paged::page_of;
+
+/// The file types docqa reads, as the error messages list them.
+pub const SUPPORTED_TYPES: &str = ".txt, .md, .html, .pdf, .docx, .odt or .epub";
+
+/// Each page's raw text layer, as the loader reads it before clean-up: for the benchmark and for
+/// checking extraction against another tool.
+pub fn pdf_pages(bytes: &[u8]) -> Result<Vec<String>, String> {
+    pdf::extract_pages(bytes)
+}
 
 /// Estimated model tokens in `text`: Unicode words × 1.3, rounded up. This is the measure
 /// [`ChunkerConfig`] limits are in.
@@ -53,7 +72,7 @@ pub enum CorpusError {
         source: io::Error,
     },
     #[error(
-        "corpus folder {} holds no .txt, .md or .html files{}",
+        "corpus folder {} holds no {SUPPORTED_TYPES} files{}",
         dir.display(),
         skipped_list(dir, skipped)
     )]
@@ -63,7 +82,7 @@ pub enum CorpusError {
         skipped: Vec<LoadWarning>,
     },
     #[error(
-        "none of the {count} .txt, .md or .html files in corpus folder {} could be loaded{}",
+        "none of the {count} {SUPPORTED_TYPES} files in corpus folder {} could be loaded{}",
         dir.display(),
         skipped_list(dir, skipped)
     )]

@@ -366,17 +366,32 @@ pub fn resolve_evidence(
     item: &QaItem,
     corpus_dir: &Path,
 ) -> Result<Vec<(String, Range<usize>)>, QaError> {
+    resolve_evidence_in(item, corpus_dir, &|_| None)
+}
+
+/// [`resolve_evidence`], taking a file's text from `extracted` when it gives one: the text docqa
+/// extracted from a PDF or Word file, which chunk offsets (and so evidence) index into.
+pub fn resolve_evidence_in(
+    item: &QaItem,
+    corpus_dir: &Path,
+    extracted: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, Range<usize>)>, QaError> {
     let mut texts: HashMap<&str, String> = HashMap::new();
     let mut resolved = Vec::with_capacity(item.evidence.len());
     for ev in &item.evidence {
         if !texts.contains_key(ev.file.as_str()) {
-            let path = corpus_dir.join(&ev.file);
-            let text = fs::read_to_string(&path).map_err(|source| QaError::EvidenceRead {
-                at: item.origin.clone(),
-                id: item.id.clone(),
-                path,
-                source,
-            })?;
+            let text = match extracted(&ev.file) {
+                Some(text) => text,
+                None => {
+                    let path = corpus_dir.join(&ev.file);
+                    fs::read_to_string(&path).map_err(|source| QaError::EvidenceRead {
+                        at: item.origin.clone(),
+                        id: item.id.clone(),
+                        path,
+                        source,
+                    })?
+                }
+            };
             texts.insert(&ev.file, text);
         }
         let text = &texts[ev.file.as_str()];

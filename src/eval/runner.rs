@@ -164,7 +164,8 @@ pub fn run(
     }
     let mut results = Vec::with_capacity(items.len());
     for item in items {
-        let gold: Vec<Span> = qa::resolve_evidence(item, corpus_dir)?
+        let extracted = |file: &str| index.extracted_text(file).map(str::to_string);
+        let gold: Vec<Span> = qa::resolve_evidence_in(item, corpus_dir, &extracted)?
             .into_iter()
             .map(Span::from)
             .collect();

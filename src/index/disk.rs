@@ -3,9 +3,12 @@
 //! and the advisory lock that makes concurrent writers take turns. Used by [`super::Index`];
 //! nothing else opens an index path.
 //!
-//! Format: a magic line (`DOCQA-INDEX 1`), a JSON header line, then the body: the chunk table as
-//! one JSON line, then the vectors as little-endian f32. The header records the body's length and
-//! sha256, so a truncated or altered body is detected before anything in it is used.
+//! Format: a magic line (`DOCQA-INDEX 2`), a JSON header line, then the body: the chunk table as
+//! one JSON line, the text extracted from PDF and zipped-XML files as one JSON line (so an
+//! unchanged PDF is not parsed again), then the vectors as little-endian f32. The header records
+//! the body's length and sha256, so a truncated or altered body is detected before anything in it
+//! is used. Version 2 added the extracted texts and the chunks' pages; a version 1 index is
+//! rebuilt, never read as version 2.
 //!
 //! docqa only ever replaces a file that starts with its magic (or an empty regular file, which
 //! holds nothing to lose). Anything else at the path, a symbolic link, a directory, a FIFO, a
@@ -22,10 +25,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{io_err, IndexError, IndexSettings};
-use crate::corpus::{Chunk, DocId};
+use crate::corpus::{Chunk, DocId, Extracted};
 
 pub(super) const MAGIC: &str = "DOCQA-INDEX";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The longest magic line read when deciding whose file a path holds.
 const MAGIC_LINE_MAX: u64 = 64;
@@ -57,6 +60,8 @@ pub(super) struct Stored {
     pub settings: IndexSettings,
     pub files: Vec<FileEntry>,
     pub chunks: Vec<Chunk>,
+    /// Text extracted from the binary documents among `files`.
+    pub extracted: Vec<Extracted>,
     pub vectors: Vec<Vec<f32>>,
 }
 
@@ -195,7 +200,16 @@ pub(super) fn read(path: &Path) -> Result<Stored, IndexError> {
         .read_until(b'\n', &mut table)
         .map_err(io_err(path))?;
     hasher.update(&table);
-    if table.len() as u64 != table_limit || table.last() != Some(&b'\n') {
+    if table.len() as u64 >= table_limit || table.last() != Some(&b'\n') {
+        return Err(corrupt("chunk and vector counts disagree".into()));
+    }
+    let mut texts = Vec::new();
+    (&mut r)
+        .take(table_limit - table.len() as u64)
+        .read_until(b'\n', &mut texts)
+        .map_err(io_err(path))?;
+    hasher.update(&texts);
+    if (table.len() + texts.len()) as u64 != table_limit || texts.last() != Some(&b'\n') {
         return Err(corrupt("chunk and vector counts disagree".into()));
     }
     let mut vectors = Vec::with_capacity(header.chunks);
@@ -220,6 +234,8 @@ pub(super) fn read(path: &Path) -> Result<Stored, IndexError> {
     if chunks.len() != header.chunks {
         return Err(corrupt("chunk and vector counts disagree".into()));
     }
+    let extracted: Vec<Extracted> = serde_json::from_slice(&texts[..texts.len() - 1])
+        .map_err(|e| corrupt(format!("extracted texts: {e}")))?;
     // The header is outside the body checksum: its file table must match the chunks, or
     // `update` would index past them.
     for f in &header.files {
@@ -239,6 +255,7 @@ pub(super) fn read(path: &Path) -> Result<Stored, IndexError> {
         settings: header.settings,
         files: header.files,
         chunks,
+        extracted,
         vectors,
     })
 }
@@ -251,6 +268,8 @@ pub(super) struct Contents<'a> {
     pub dim: usize,
     pub files: Vec<&'a FileEntry>,
     pub chunks: &'a [Chunk],
+    /// Extracted texts; only those of `files` are written.
+    pub extracted: &'a [Extracted],
     pub vector: &'a dyn Fn(usize) -> &'a [f32],
 }
 
@@ -269,6 +288,15 @@ impl Contents<'_> {
             }
         }
         w.write_all(b"]\n")?;
+        let written: std::collections::HashSet<&DocId> =
+            self.files.iter().map(|f| &f.doc).collect();
+        let texts: Vec<&Extracted> = self
+            .extracted
+            .iter()
+            .filter(|e| written.contains(&e.doc))
+            .collect();
+        serde_json::to_writer(&mut *w, &texts)?;
+        w.write_all(b"\n")?;
         for f in &self.files {
             for i in f.first..f.first + f.count {
                 let v = (self.vector)(i);
@@ -485,6 +513,7 @@ mod tests {
             start: 0,
             end: 10,
             title: String::new(),
+            page: None,
         }
     }
 
@@ -526,6 +555,7 @@ mod tests {
                 dim: 2,
                 files: picked.to_vec(),
                 chunks: &chunks,
+                extracted: &[],
                 vector: &vector,
             },
         )
@@ -605,13 +635,13 @@ mod tests {
     fn binary_bytes_after_the_magic_line_are_damage() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g.docqa");
-        let mut bytes = b"DOCQA-INDEX 1\n".to_vec();
+        let mut bytes = b"DOCQA-INDEX 2\n".to_vec();
         bytes.extend((0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
         fs::write(&path, &bytes).unwrap();
         assert!(matches!(read(&path), Err(IndexError::Corrupt { .. })));
-        fs::write(&path, b"DOCQA-INDEX 7\n{}\n").unwrap();
+        fs::write(&path, b"DOCQA-INDEX 1\n{}\n").unwrap();
         match read(&path) {
-            Err(IndexError::Corrupt { why, .. }) => assert!(why.contains("format 1"), "{why}"),
+            Err(IndexError::Corrupt { why, .. }) => assert!(why.contains("format 2"), "{why}"),
             other => panic!("{:?}", other.err()),
         }
     }

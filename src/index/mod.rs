@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::corpus::{self, Chunk, ChunkId, ChunkerConfig, DocId, Document};
+use crate::corpus::{
+    self, Chunk, ChunkId, ChunkerConfig, DocId, Document, ExtractCache, Extracted,
+};
 use crate::embed::{cosine, EmbedError, Embedder};
 use bm25::{Bm25, Bm25Params};
 pub use disk::{check_path as check_index_path, lock_path, IndexPathState, FORMAT_VERSION};
@@ -132,6 +134,10 @@ pub struct UpdateReport {
     pub embedded_files: Vec<String>,
     pub removed_files: Vec<String>,
     pub skipped_files: Vec<(String, String)>,
+    /// `.txt` files that were not UTF-8, with the encoding they were decoded from.
+    pub decoded_files: Vec<(String, String)>,
+    /// PDF and zipped-XML files parsed by this run (the others' text came from the index).
+    pub parsed_files: usize,
     pub chunks: usize,
     /// Chunks embedded by this run.
     pub embedded_chunks: usize,
@@ -153,6 +159,8 @@ pub struct Index {
     pub chunks: Vec<Chunk>,
     vectors: Vec<Vec<f32>>,
     files: Vec<FileEntry>,
+    /// Text extracted from the PDF and zipped-XML files, kept so they are not parsed again.
+    extracted: Vec<Extracted>,
     bm25: Bm25,
 }
 
@@ -209,14 +217,37 @@ impl Index {
     ) -> Result<(Self, UpdateReport), IndexError> {
         let started = Instant::now();
         disk::check_path(path)?;
-        let loaded = corpus::load_dir(corpus_dir)?;
+        // Text extracted by an earlier run, whatever the embedder or settings were: extraction
+        // depends on neither. A damaged index just gives no cache; it is reported below.
+        let cache = if opts.rebuild {
+            ExtractCache::default()
+        } else {
+            extract_cache(path)
+        };
+        let loaded = corpus::load_dir_cached(corpus_dir, &cache)?;
+        drop(cache);
         let skipped: Vec<(String, String)> = loaded
             .warnings
             .iter()
             .map(|w| (w.path.display().to_string(), w.reason.clone()))
             .collect();
+        let decoded: Vec<(String, String)> = loaded
+            .documents
+            .iter()
+            .filter_map(|d| Some((d.path.display().to_string(), d.decoded_from.clone()?)))
+            .collect();
+        // A document parsed again although its file is unchanged (its cached text came from an
+        // older extractor) may chunk differently, so the index is not current.
+        let parsed = loaded
+            .documents
+            .iter()
+            .filter(|d| d.kind.is_extracted())
+            .count()
+            - loaded.cached;
         let finish = |index: Self, mut report: UpdateReport| {
             report.skipped_files = skipped.clone();
+            report.decoded_files = decoded.clone();
+            report.parsed_files = parsed;
             report.chunks = index.chunks.len();
             report.seconds = started.elapsed().as_secs_f64();
             (index, report)
@@ -228,7 +259,7 @@ impl Index {
                 Previous::Usable(p) => Some(p),
                 _ => None,
             };
-            if let Some(p) = previous.filter(|p| is_current(p, &loaded.documents)) {
+            if let Some(p) = previous.filter(|p| parsed == 0 && is_current(p, &loaded.documents)) {
                 let (index, report) = Self::unchanged(p);
                 return Ok(finish(index, report));
             }
@@ -259,7 +290,7 @@ impl Index {
         };
         // Another process may have brought the index up to date while this one waited.
         let previous = match previous {
-            Some(p) if is_current(&p, &loaded.documents) => {
+            Some(p) if parsed == 0 && is_current(&p, &loaded.documents) => {
                 let (index, mut unchanged) = Self::unchanged(p);
                 unchanged.waited_for_lock = report.waited_for_lock;
                 return Ok(finish(index, unchanged));
@@ -311,6 +342,7 @@ impl Index {
             })
             .collect();
         let file_of = chunk_files(&files, chunks.len());
+        let extracted: Vec<Extracted> = loaded.documents.iter().filter_map(Extracted::of).collect();
         let mut progress = BuildProgress {
             files_total: missing.iter().filter(|&&m| m > 0).count(),
             chunks_total: todo.len(),
@@ -354,6 +386,7 @@ impl Index {
                         dim: embedder.dim(),
                         files: finished,
                         chunks: &chunks,
+                        extracted: &extracted,
                         vector: &vector,
                     },
                 )?;
@@ -375,9 +408,14 @@ impl Index {
             chunks,
             vectors,
             files,
+            extracted,
         );
-        let changed =
-            !had_previous || !report.embedded_files.is_empty() || !report.removed_files.is_empty();
+        // Freshly parsed text is written even when every chunk was reused, so the next run
+        // finds it in the index instead of parsing again.
+        let changed = !had_previous
+            || !report.embedded_files.is_empty()
+            || !report.removed_files.is_empty()
+            || parsed > 0;
         if changed {
             index.write(path)?;
         }
@@ -423,7 +461,14 @@ impl Index {
     }
 
     fn from_stored(s: Stored) -> Self {
-        Self::assemble(s.embedder_id, s.settings, s.chunks, s.vectors, s.files)
+        Self::assemble(
+            s.embedder_id,
+            s.settings,
+            s.chunks,
+            s.vectors,
+            s.files,
+            s.extracted,
+        )
     }
 
     fn assemble(
@@ -432,6 +477,7 @@ impl Index {
         chunks: Vec<Chunk>,
         vectors: Vec<Vec<f32>>,
         files: Vec<FileEntry>,
+        extracted: Vec<Extracted>,
     ) -> Self {
         let texts: Vec<&str> = chunks.iter().map(|c| c.text.as_str()).collect();
         let bm25 = Bm25::build(&texts, Bm25Params::default());
@@ -441,6 +487,7 @@ impl Index {
             chunks,
             vectors,
             files,
+            extracted,
             bm25,
         }
     }
@@ -457,6 +504,7 @@ impl Index {
                 dim: self.vectors.first().map_or(0, Vec::len),
                 files: self.files.iter().collect(),
                 chunks: &self.chunks,
+                extracted: &self.extracted,
                 vector: &vector,
             },
         )
@@ -474,6 +522,15 @@ impl Index {
 
     pub fn is_empty(&self) -> bool {
         self.chunks.is_empty()
+    }
+
+    /// The text a PDF or zipped-XML document's chunk offsets index into, as extracted when it
+    /// was indexed; `None` for other documents, whose text is their file's.
+    pub fn extracted_text(&self, doc: &str) -> Option<&str> {
+        self.extracted
+            .iter()
+            .find(|e| e.doc.as_str() == doc)
+            .map(|e| e.text.as_str())
     }
 
     pub fn chunk(&self, id: &ChunkId) -> Option<&Chunk> {
@@ -499,6 +556,16 @@ impl Index {
     pub fn bm25_search(&self, query: &str, k: usize) -> Vec<(usize, f32)> {
         self.bm25.search(query, k)
     }
+}
+
+/// The extracted texts an index at `path` holds, read when first needed; empty when there is
+/// no index or it is unreadable.
+fn extract_cache(path: &Path) -> ExtractCache {
+    let path = path.to_path_buf();
+    ExtractCache::lazy(move || match disk::check_path(&path) {
+        Ok(IndexPathState::Docqa) => disk::read(&path).map(|s| s.extracted).unwrap_or_default(),
+        _ => Vec::new(),
+    })
 }
 
 /// What is at an index path before an update.
