@@ -419,6 +419,15 @@ struct KeptPrefix {
 /// second lets two kinds of prompt alternate without recomputing.
 const KEPT_PREFIXES: usize = 3;
 
+/// Whether Q4_K/Q6_K matrices are repacked at load for `kernels::packed` (1.5B on 2 threads:
+/// prefill 96 -> 163 tok/s, decode 16.5 -> 21 tok/s). Off for now: the packed kernels add the
+/// same integer sums in another float order, greedy drafts flip where tokens nearly tie, and one
+/// such flip turns the verification near-miss of `tests/ask.rs` (an unanswerable question about
+/// South Korea's commander) into an accepted answer that names the US one. The question's own
+/// constraints are not checked yet (see docs/benchmarks.md); until they are, the row kernels'
+/// numerics, which the checks were calibrated on, stay the default.
+const PACK_WEIGHTS: bool = false;
+
 /// The first bytes of an exported prompt prefix (format version 1).
 const PREFIX_MAGIC: &[u8] = b"DOCQA-KV 1\n";
 
@@ -432,7 +441,7 @@ impl Transformer {
         let mut ld = Loader {
             content,
             map,
-            pack: true,
+            pack: PACK_WEIGHTS,
         };
         let (d, q_dim, kv_dim) = (cfg.d_model, cfg.q_dim(), cfg.kv_dim());
         let mut layers = Vec::with_capacity(cfg.n_layer);
@@ -478,7 +487,7 @@ impl Transformer {
         // Embedding rows are read one token at a time, in place.
         ld.pack = false;
         let embed = ld.matrix("token_embd.weight", vocab, d)?.m;
-        ld.pack = true;
+        ld.pack = PACK_WEIGHTS;
         // Models with tied embeddings have no output.weight and reuse the embedding table.
         let output_name = if content.tensor_infos.contains_key("output.weight") {
             "output.weight"
