@@ -488,14 +488,16 @@ fn empty_and_undecodable_folders_are_errors_naming_the_folder() {
     );
     assert!(!path.exists(), "an index was written for an empty folder");
 
-    let bad = tmp.path().join("latin1-corpus");
+    let bad = tmp.path().join("undecodable-corpus");
     fs::create_dir(&bad).unwrap();
+    // Markdown that is not UTF-8 is damage (a .txt would be decoded, see below), and a NUL
+    // byte marks a binary file.
     fs::write(
-        bad.join("menu.txt"),
+        bad.join("menu.md"),
         b"Caf\xe9 cr\xe8me br\xfbl\xe9e, \xa3 4.50\n",
     )
     .unwrap();
-    fs::write(bad.join("notes.txt"), b"\xff\xfe\x00h\x00i").unwrap();
+    fs::write(bad.join("notes.txt"), b"\x00\x01h\x00i").unwrap();
     let err = update_with(&path, &bad, embedder(), false).err().unwrap();
     assert!(
         matches!(
@@ -506,11 +508,26 @@ fn empty_and_undecodable_folders_are_errors_naming_the_folder() {
     );
     let msg = err.to_string();
     assert!(msg.contains(&bad.display().to_string()), "{msg}");
-    assert!(msg.contains("menu.txt") && msg.contains("UTF-8"), "{msg}");
+    assert!(msg.contains("menu.md") && msg.contains("UTF-8"), "{msg}");
     assert!(
         !path.exists(),
         "an index was written for an unreadable folder"
     );
+
+    // A legacy-encoded .txt is decoded and the report says from what.
+    let latin1 = tmp.path().join("latin1-corpus");
+    fs::create_dir(&latin1).unwrap();
+    fs::write(
+        latin1.join("menu.txt"),
+        b"The caf\xe9 serves cr\xe8me br\xfbl\xe9e for \xa3 4.50 every day of the week.\n",
+    )
+    .unwrap();
+    let latin1_index = tmp.path().join("latin1.docqa");
+    let (index, report) = update_with(&latin1_index, &latin1, embedder(), false).unwrap();
+    assert_eq!(report.decoded_files.len(), 1, "{report:?}");
+    assert!(report.decoded_files[0].0.ends_with("menu.txt"));
+    assert_eq!(report.decoded_files[0].1, "windows-1252");
+    assert!(index.chunks[0].text.contains("crème brûlée for £ 4.50"));
 
     // Readable files holding nothing but page furniture leave no chunks: also an error.
     let furniture = tmp.path().join("furniture-corpus");
@@ -533,7 +550,7 @@ fn empty_and_undecodable_folders_are_errors_naming_the_folder() {
     // One bad file beside a good one: the good one is indexed, the bad one reported.
     let mixed = tmp.path().join("mixed-corpus");
     fs::create_dir(&mixed).unwrap();
-    fs::write(mixed.join("menu.txt"), b"Caf\xe9 cr\xe8me br\xfbl\xe9e\n").unwrap();
+    fs::write(mixed.join("menu.md"), b"Caf\xe9 cr\xe8me br\xfbl\xe9e\n").unwrap();
     fs::write(
         mixed.join("river.txt"),
         "The Rhine flows from the Swiss Alps to the North Sea.\n\nIts delta holds the port \
@@ -544,7 +561,7 @@ fn empty_and_undecodable_folders_are_errors_naming_the_folder() {
     assert_eq!(report.embedded_files, ["river.txt"]);
     assert_eq!(report.skipped_files.len(), 1, "{report:?}");
     let (file, why) = &report.skipped_files[0];
-    assert!(file.ends_with("menu.txt"), "{file}");
+    assert!(file.ends_with("menu.md"), "{file}");
     assert!(why.contains("not valid UTF-8"), "{why}");
     assert!(!index.is_empty());
     assert!(index.chunks.iter().all(|c| c.doc.as_str() == "river.txt"));
