@@ -27,7 +27,7 @@
 //! The scalar functions here are the reference the SIMD kernels are tested against, and are
 //! themselves tested against the row-layout reference of `quant`.
 
-use super::quant::QType;
+use super::quant::{read_f16, scale_min_k4, QType};
 
 /// Rows per interleaved group.
 pub const GROUP: usize = 8;
@@ -57,18 +57,6 @@ pub const fn group_bytes(kind: QType) -> usize {
         QType::Q4K => Q4K_GROUP_BYTES,
         QType::Q6K => Q6K_GROUP_BYTES,
         _ => 0,
-    }
-}
-
-/// The 6-bit scale and min of sub-block `j` of a Q4_K block's 12 packed bytes (ggml's layout).
-fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
-    if j < 4 {
-        (q[j] & 63, q[j + 4] & 63)
-    } else {
-        (
-            (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4),
-            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
-        )
     }
 }
 
@@ -147,10 +135,6 @@ pub fn pack_group<'a>(kind: QType, nsb: usize, row: impl Fn(usize) -> &'a [u8], 
     }
 }
 
-fn f16_at(b: &[u8], at: usize) -> f32 {
-    super::f16_to_f32(u16::from_le_bytes([b[at], b[at + 1]]))
-}
-
 /// Row `r` (0..8) of a packed group super-block: its 256 integer values and, per value, the
 /// integer scale; plus the float factors. Q4_K: `x = d·sc·q - dmin·m`; Q6_K: `x = d·sc·(q - 32)`.
 struct Unpacked {
@@ -171,8 +155,8 @@ fn unpack(kind: QType, o: &[u8], r: usize) -> Unpacked {
     };
     match kind {
         QType::Q4K => {
-            u.d = f16_at(o, Q4K_D + 2 * r);
-            u.dmin = f16_at(o, Q4K_DMIN + 2 * r);
+            u.d = read_f16(o, Q4K_D + 2 * r);
+            u.dmin = read_f16(o, Q4K_DMIN + 2 * r);
             for j in 0..8 {
                 u.sc[j] = i32::from(o[Q4K_SCALES + 8 * j + r]);
                 u.m[j] = i32::from(o[Q4K_MINS + 16 * (j / 2) + 2 * r + j % 2]);
@@ -188,7 +172,7 @@ fn unpack(kind: QType, o: &[u8], r: usize) -> Unpacked {
             }
         }
         QType::Q6K => {
-            u.d = f16_at(o, Q6K_D + 2 * r);
+            u.d = read_f16(o, Q6K_D + 2 * r);
             for g in 0..16 {
                 u.sc[g] = i32::from(o[Q6K_SCALES + 8 * g + r] as i8);
             }
