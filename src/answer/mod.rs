@@ -865,25 +865,58 @@ const SOURCE_TALK: &[&str] = &[
     "cited",
 ];
 
-/// Lowercased content words (stopwords removed; a trailing plural `s` folded) for overlap.
+/// Lowercased content words (stopwords removed; a trailing plural `s` folded) for overlap. A
+/// word in Hangul, kana or Han characters becomes its character bigrams, as BM25 indexes it:
+/// Korean attaches particles and endings to words ("세종대왕이", "세종대왕입니다"), and Chinese
+/// and Japanese do not space words at all, so whole words would rarely match.
 pub fn content_words(text: &str) -> BTreeSet<String> {
     use unicode_segmentation::UnicodeSegmentation;
-    text.unicode_words()
-        .map(|w| w.to_lowercase())
-        .filter(|w| !STOPWORDS.contains(&w.as_str()))
-        .map(|w| {
-            if w.len() > 3 && w.ends_with('s') && !w.ends_with("ss") {
-                w[..w.len() - 1].to_string()
-            } else {
-                w
+    let mut out = BTreeSet::new();
+    for w in text.unicode_words().map(str::to_lowercase) {
+        if STOPWORDS.contains(&w.as_str()) {
+            continue;
+        }
+        if w.chars().any(unsegmented) {
+            // Runs of those scripts become bigrams; a number or Latin run inside the word
+            // ("2011년부터") stays whole.
+            let chars: Vec<char> = w.chars().collect();
+            for run in chars.chunk_by(|a, b| unsegmented(*a) == unsegmented(*b)) {
+                if !unsegmented(run[0]) || run.len() < 2 {
+                    out.insert(run.iter().collect());
+                }
+                for pair in run.windows(2).filter(|_| unsegmented(run[0])) {
+                    out.insert(pair.iter().collect());
+                }
             }
-        })
-        .collect()
+        } else if w.len() > 3 && w.ends_with('s') && !w.ends_with("ss") {
+            out.insert(w[..w.len() - 1].to_string());
+        } else {
+            out.insert(w);
+        }
+    }
+    out
+}
+
+/// Hangul, kana and Han characters: scripts whose words are not delimited by spaces alone.
+fn unsegmented(c: char) -> bool {
+    matches!(c as u32, 0x1100..=0x11FF | 0x3040..=0x30FF | 0x3130..=0x318F | 0x3400..=0x4DBF
+        | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn korean_words_overlap_by_syllable_pairs() {
+        let answer = content_words("세종대왕입니다");
+        let passage = content_words("조선의 제4대 임금인 세종대왕이 1443년에 창제하였고");
+        let shared = answer.intersection(&passage).count();
+        assert_eq!(shared, 3, "{answer:?} {passage:?}");
+        assert!(content_words("Cyber Flag").contains("flag"));
+        let year = content_words("2011년부터");
+        assert!(year.contains("2011") && year.contains("년부"), "{year:?}");
+    }
 
     #[test]
     fn as_many_passages_as_fit_are_taken() {
