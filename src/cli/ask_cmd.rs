@@ -245,7 +245,7 @@ pub fn to_json(
         "question_english": o.question_english,
         "answer_english": o.answer_english,
         "verify_margin": o.verify_margin,
-        "answer_margin": o.answer_margin,
+        "verify_parts": o.verify_parts,
         "coverage": o.coverage,
         "passages_used": o.passages_used,
         "passages_retrieved": o.hits.len(),
