@@ -45,7 +45,7 @@ pub struct AskConfig {
     /// below this value (`-inf` measures the margin without ever declining). `None` skips the
     /// step. See [`DEFAULT_VERIFY_THRESHOLD`].
     pub verify_threshold: Option<f32>,
-    /// Decline when the passages an answer stands on lack a name or number of the question
+    /// Decline when the passages an answer stands on lack a number of the question
     /// ([`answer::constraints`]).
     pub check_constraints: bool,
 }
@@ -428,13 +428,11 @@ pub fn answer_hits(
         let sources = answer::supported_sources(&checked).unwrap_or_default();
         let held: Vec<&Passage> = sources.iter().map(|&i| &passages[i]).collect();
         let cov = answer::constraints::coverage_by(question, &held);
-        if cfg.check_constraints && cov.misses_specifics() {
-            let mut missing = cov.missing_numbers.clone();
-            missing.extend(cov.missing_names.iter().cloned());
+        if cfg.check_constraints && cov.misses_numbers() {
             short_answer = None;
             checked = checked.declined(answer::Decline::QuestionNotCovered {
                 passage: source,
-                missing,
+                missing: cov.missing_numbers.clone(),
             });
         } else if let Some(threshold) = cfg.verify_threshold {
             // The passages the answer stands on, as one text: two when it drew on two documents.

@@ -24,7 +24,7 @@ pub enum Decline {
     ShortAnswerLacksNumber { short: String },
     /// The short answer's number is in no passage in those words.
     NumberNotInPassages { short: String },
-    /// A name or number the question pins its answer to is not in the answer's passage.
+    /// A number the question pins its answer to ("in 2023") is not in the answer's passages.
     QuestionNotCovered {
         passage: usize,
         missing: Vec<String>,
