@@ -289,15 +289,19 @@ pub fn answer_hits(
         .collect();
     // A question in another script than its passages is drafted and checked in English (the
     // checks compare words with the passages), and its checked answer is translated back.
-    let reply_language = query.script.filter(|s| {
-        let text: String = passages.iter().map(|p| p.text.as_str()).collect();
-        lang::dominant_script(&text) != Some(*s)
-    });
+    let passages_text: String = passages.iter().map(|p| p.text.as_str()).collect();
+    let reply_language = query
+        .script
+        .filter(|s| lang::dominant_script(&passages_text) != Some(*s));
     let question = match (&query.english, reply_language) {
         (Some(english), Some(_)) => english.as_str(),
         _ => query.original.as_str(),
     };
-    let relevant = !hits.is_empty() && (best_dense == f32::MIN || best_dense >= cfg.min_relevance);
+    // MiniLM reads English only: its similarity says nothing about passages in another script,
+    // and those are judged by the later checks alone.
+    let dense_reads = lang::dominant_script(&passages_text).is_none_or(|s| s == Script::Latin);
+    let relevant = !hits.is_empty()
+        && (best_dense == f32::MIN || !dense_reads || best_dense >= cfg.min_relevance);
     let mut clock = GenClock::default();
     if !relevant {
         let mut checked = CheckedAnswer {
@@ -346,7 +350,13 @@ pub fn answer_hits(
         // Not even one passage fits: generating reports the prompt's size.
         passages.truncate(fit.max(1));
     }
-    let prompt = answer::build_prompt(question, &passages);
+    // A question drafted in its own language over passages in that language is asked to be
+    // answered in it (the instructions are English, and a small model follows their language).
+    let asked = match query.script.filter(|_| reply_language.is_none()) {
+        Some(script) => format!("{question} (Answer in {}.)", script.language()),
+        None => question.to_string(),
+    };
+    let prompt = answer::build_prompt(&asked, &passages);
     // The system message opens every draft prompt: kept once computed (also on disk).
     let opts = GenOptions {
         max_tokens: cfg.max_tokens,
@@ -524,7 +534,8 @@ fn translate_answer(
     )?;
     timings.translate_ms += g.prefill_ms + g.decode_ms;
     let mut text = lang::clean_translation(&g.text);
-    if text.is_empty() {
+    // A small model sometimes answers in English again: then the checked English is shown.
+    if text.is_empty() || lang::dominant_script(&text) != Some(script) {
         return Ok(english);
     }
     let wanted = lang::markers(&english);

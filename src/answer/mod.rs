@@ -479,6 +479,22 @@ pub fn short_answer_unquoted(short: &str, passages: &[Passage]) -> Option<Declin
     if passages.iter().any(|p| words(&p.text).contains(&wanted)) {
         return None;
     }
+    // Korean attaches particles to a number's unit ("28자로"), and Chinese and Japanese do not
+    // space words: there the span is looked for with spaces and punctuation aside.
+    let unspaced_script = |t: &str| {
+        matches!(
+            lang::dominant_script(t),
+            Some(lang::Script::Hangul | lang::Script::Japanese | lang::Script::Han)
+        )
+    };
+    let bare = |t: &str| -> String { words(t).chars().filter(|c| !c.is_whitespace()).collect() };
+    let wanted = bare(short);
+    if passages
+        .iter()
+        .any(|p| unspaced_script(&p.text) && bare(&p.text).contains(&wanted))
+    {
+        return None;
+    }
     Some(Decline::NumberNotInPassages {
         short: short.to_string(),
     })
@@ -1405,6 +1421,14 @@ mod tests {
         assert!(short_answer_unquoted("$1.2 billion", &p).is_none());
         assert!(short_answer_unquoted("1.2 billion", &p).is_none());
         assert!(short_answer_unquoted("12 billion", &p).is_some());
+        let korean = [Passage {
+            id: ChunkId::new("ko", 0),
+            title: String::new(),
+            text: "자음 17자와 모음 11자, 모두 28자로 이루어져 있었다.".into(),
+        }];
+        assert!(short_answer_unquoted("28", &korean).is_none());
+        assert!(short_answer_unquoted("28자", &korean).is_none());
+        assert!(short_answer_unquoted("29", &korean).is_some());
     }
 
     #[test]
