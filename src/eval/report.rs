@@ -109,6 +109,7 @@ pub fn markdown(r: &EvalReport) -> String {
         out.push_str(&format!("\n{}\n", calibration_line(c)));
         out.push_str(&curve_table(c));
     }
+    out.push_str(&kinds_table(&r.questions));
     out.push_str(&declines_table(&r.questions));
     out.push_str("\n## Questions\n\n| id | kind | question | gold | answer | short answer | cited | hit@5 | F1 | contains | cite prec | verify margin | ok |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for q in &r.questions {
@@ -149,6 +150,35 @@ pub fn curve_table(c: &super::calibrate::Calibration) -> String {
         out.push_str(&format!(
             "| {:.3} | {:.3} | {:.3} | {:.3} |\n",
             p.threshold, p.answerable_declined, p.unanswerable_declined, p.correct_kept
+        ));
+    }
+    out
+}
+
+/// The main answer figures by kind of question, so questions that need two documents are seen
+/// apart from those one passage answers.
+pub fn kinds_table(questions: &[QuestionResult]) -> String {
+    use super::qa::QaKind;
+    let mut out = String::from(
+        "\n## By kind of question\n\n| kind | questions | declined | F1 | contains | cite prec | cite recall |\n|---|---|---|---|---|---|---|\n",
+    );
+    for kind in [QaKind::Single, QaKind::Multi, QaKind::Unanswerable] {
+        let group: Vec<&QuestionResult> = questions.iter().filter(|q| q.kind == kind).collect();
+        if group.is_empty() {
+            continue;
+        }
+        let mean = |f: fn(&QuestionResult) -> Option<f64>| {
+            super::metrics::mean(group.iter().map(|q| f(q)))
+                .map_or("-".to_string(), |v| format!("{v:.3}"))
+        };
+        let declined = group.iter().filter(|q| q.abstained).count() as f64 / group.len() as f64;
+        out.push_str(&format!(
+            "| {kind} | {} | {declined:.3} | {} | {} | {} | {} |\n",
+            group.len(),
+            mean(|q| q.f1),
+            mean(|q| q.contains),
+            mean(|q| q.citation_precision),
+            mean(|q| q.citation_recall),
         ));
     }
     out
