@@ -427,9 +427,16 @@ pub fn answer_hits(
     let mut verify_margin = None;
     let mut verify_parts = None;
     let mut coverage = None;
-    // A passage that holds a name or number of the question which the answer's sources lack
-    // becomes a source too: an answer drawn from two documents cites both.
-    if let Some(sources) = answer::supported_sources(&checked) {
+    // The question's numbers must be in the passages the answer stands on. A passage that holds
+    // a name of the question which those lack becomes a source too: an answer drawn from two
+    // documents cites both, and is verified on both.
+    let numbers = answer::supported_sources(&checked).map(|own| {
+        let own: Vec<&Passage> = own.iter().map(|&i| &passages[i]).collect();
+        answer::constraints::coverage_by(question, &own)
+    });
+    let misses_numbers =
+        cfg.check_constraints && numbers.as_ref().is_some_and(|c| c.misses_numbers());
+    if let Some(sources) = answer::supported_sources(&checked).filter(|_| !misses_numbers) {
         if let Some(j) = answer::constraints::complement(question, &sources, &passages) {
             checked.add_source(j, answer::Support::Complement);
         }
@@ -438,11 +445,11 @@ pub fn answer_hits(
         let sources = answer::supported_sources(&checked).unwrap_or_default();
         let held: Vec<&Passage> = sources.iter().map(|&i| &passages[i]).collect();
         let cov = answer::constraints::coverage_by(question, &held);
-        if cfg.check_constraints && cov.misses_numbers() {
+        if misses_numbers {
             short_answer = None;
             checked = checked.declined(answer::Decline::QuestionNotCovered {
                 passage: source,
-                missing: cov.missing_numbers.clone(),
+                missing: numbers.map(|c| c.missing_numbers).unwrap_or_default(),
             });
         } else if let Some(threshold) = cfg.verify_threshold {
             // The passages the answer stands on, as one text: two when it drew on two documents.

@@ -93,13 +93,12 @@ pub fn coverage(question: &str, passage: &str, title: &str) -> Coverage {
     cov
 }
 
-/// How many of the question's specifics `c` lacks, and how much of its wording: lower is
-/// better covered.
+/// How many of the question's names `c` lacks, and how much of its wording: lower is better
+/// covered. Numbers do not count: a number of the question pins the answer's own fact (the
+/// date of that event), and a passage that holds it beside another fact is about something
+/// else ("18 took part in October" beside "the July 17-28 training").
 fn gap(c: &Coverage) -> (usize, f32) {
-    (
-        c.missing_numbers.len() + c.missing_names.len(),
-        1.0 - c.share,
-    )
+    (c.missing_names.len(), 1.0 - c.share)
 }
 
 /// [`coverage`] of `question` by several passages together.
@@ -109,9 +108,9 @@ pub fn coverage_by(question: &str, passages: &[&Passage]) -> Coverage {
     coverage(question, &text.join("\n"), &titles.join("\n"))
 }
 
-/// The passage that, added to `sources`, covers a name or number of `question` that they lack
-/// (the best such, fewest specifics left missing, then most wording covered); `None` when no
-/// passage adds one. An answer drawn from two documents ("who commanded the organisation that
+/// The passage that, added to `sources`, covers a name of `question` that they lack (the best
+/// such, fewest names left missing, then most wording covered); `None` when no passage adds
+/// one. An answer drawn from two documents ("who commanded the organisation that
 /// hosts the exercise when he visited Seoul") stands on both.
 pub fn complement(question: &str, sources: &[usize], passages: &[Passage]) -> Option<usize> {
     let held: Vec<&Passage> = sources.iter().map(|&i| &passages[i]).collect();
