@@ -1,6 +1,9 @@
 //! Eval harness: Q&A file format, metrics, runner, reports and quality gates.
 
 pub mod calibrate;
+pub mod catalog;
+pub mod compare;
+pub mod suite;
 pub mod gencache;
 pub mod metrics;
 pub mod qa;
