@@ -69,7 +69,9 @@ async fn an_mcp_client_asks_searches_and_gets() {
 
     // ask: the checked answer with its sources; citations as structured content.
     let r = client
-        .call_tool(CallToolRequestParams::new("ask").with_arguments(args(json!({"question": NAKASONE_Q}))))
+        .call_tool(
+            CallToolRequestParams::new("ask").with_arguments(args(json!({"question": NAKASONE_Q}))),
+        )
         .await
         .unwrap();
     assert_ne!(r.is_error, Some(true), "{r:?}");
@@ -102,19 +104,24 @@ async fn an_mcp_client_asks_searches_and_gets() {
         .unwrap();
     let chunk = structured(&r).clone();
     assert_eq!(chunk["text"], report["citations"][0]["text"]);
-    let (start, end) = (chunk["start"].as_u64().unwrap(), chunk["end"].as_u64().unwrap());
+    let (start, end) = (
+        chunk["start"].as_u64().unwrap(),
+        chunk["end"].as_u64().unwrap(),
+    );
     let r = client
-        .call_tool(CallToolRequestParams::new("get").with_arguments(args(
-            json!({"file": NAKASONE_FILE, "bytes": [start, end]}),
-        )))
+        .call_tool(
+            CallToolRequestParams::new("get")
+                .with_arguments(args(json!({"file": NAKASONE_FILE, "bytes": [start, end]}))),
+        )
         .await
         .unwrap();
     assert_eq!(text(&r), chunk["text"].as_str().unwrap());
     let file = std::fs::read_to_string(docs.join(NAKASONE_FILE)).unwrap();
     let r = client
-        .call_tool(CallToolRequestParams::new("get").with_arguments(args(
-            json!({"file": NAKASONE_FILE, "lines": [1, 2]}),
-        )))
+        .call_tool(
+            CallToolRequestParams::new("get")
+                .with_arguments(args(json!({"file": NAKASONE_FILE, "lines": [1, 2]}))),
+        )
         .await
         .unwrap();
     let first_two: String = file.split_inclusive('\n').take(2).collect();
@@ -134,7 +141,10 @@ async fn an_mcp_client_asks_searches_and_gets() {
         .unwrap();
     let status = structured(&r);
     assert_eq!(status["files"], 2, "{status:#}");
-    assert_eq!(status["generator"]["name"], docqa::models::DEFAULT_GENERATOR);
+    assert_eq!(
+        status["generator"]["name"],
+        docqa::models::DEFAULT_GENERATOR
+    );
     assert_eq!(status["embedder"]["name"], docqa::models::DEFAULT_EMBEDDER);
 
     client.cancel().await.unwrap();

@@ -16,7 +16,8 @@ use serde_json::{json, Value};
 
 const NAKASONE_Q: &str = "Who did South Korea's defense minister meet in Seoul?";
 const NAKASONE_FILE: &str = "000_b48ef8e451107e2d.txt";
-const CYBER_FLAG_Q: &str = "Since what year has US Cyber Command run the Cyber Flag exercise every year?";
+const CYBER_FLAG_Q: &str =
+    "Since what year has US Cyber Command run the Cyber Flag exercise every year?";
 const CYBER_FLAG_FILE: &str = "001_61b0842ad3a1497d.txt";
 /// Not in the corpus: docqa must decline.
 const FIFA_Q: &str = "Who won the 2022 FIFA World Cup?";
@@ -52,7 +53,10 @@ impl Server {
             .arg("--index")
             .arg(index)
             .args(extra)
-            .env("DOCQA_THREADS", std::env::var("DOCQA_THREADS").unwrap_or("1".into()))
+            .env(
+                "DOCQA_THREADS",
+                std::env::var("DOCQA_THREADS").unwrap_or("1".into()),
+            )
             .env_remove("DOCQA_TOKEN")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -209,7 +213,10 @@ fn serve_answers_like_ask_with_models_loaded_once() {
         .collect();
     assert_eq!(
         ids,
-        [docqa::models::DEFAULT_GENERATOR, docqa::models::DEFAULT_EMBEDDER]
+        [
+            docqa::models::DEFAULT_GENERATOR,
+            docqa::models::DEFAULT_EMBEDDER
+        ]
     );
     assert_eq!(models["docqa"]["files"], 2, "{models:#}");
 
@@ -257,7 +264,11 @@ fn serve_answers_like_ask_with_models_loaded_once() {
         .arg(&index)
         .output()
         .unwrap();
-    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
     let cli: Value = serde_json::from_slice(&cli.stdout).unwrap();
     let served = post(&server.url("/v1/ask"), json!({"question": FIFA_Q}));
     assert_eq!(keys(&cli), keys(&served));
@@ -307,7 +318,9 @@ fn serve_answers_like_ask_with_models_loaded_once() {
         .iter()
         .map(|e| serde_json::from_str(e).unwrap())
         .collect();
-    assert!(chunks.iter().all(|c| c["object"] == "chat.completion.chunk"));
+    assert!(chunks
+        .iter()
+        .all(|c| c["object"] == "chat.completion.chunk"));
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     let streamed: String = chunks
         .iter()
@@ -374,7 +387,10 @@ fn serve_answers_like_ask_with_models_loaded_once() {
 
     // The generator loaded once for everything above.
     let log = server.log();
-    let loads = log.iter().filter(|l| l.contains("loaded generator")).count();
+    let loads = log
+        .iter()
+        .filter(|l| l.contains("loaded generator"))
+        .count();
     assert_eq!(loads, 1, "{log:#?}");
 
     server.sigterm();
@@ -419,7 +435,10 @@ fn a_full_queue_gets_503_and_sigterm_finishes_requests_in_flight() {
     assert_eq!((answered, busy), (2, 3));
     let status = server.wait(Duration::from_secs(60));
     assert!(status.success(), "{status:?}: {:#?}", server.log());
-    assert!(server.log().iter().any(|l| l.contains("requests in flight finished")));
+    assert!(server
+        .log()
+        .iter()
+        .any(|l| l.contains("requests in flight finished")));
 }
 
 #[test]

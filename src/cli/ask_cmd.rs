@@ -70,7 +70,12 @@ impl GeneratorArgs {
     }
 }
 
-pub fn run(global: &GlobalArgs, settings: Settings, question: &str, json: bool) -> Result<ExitCode> {
+pub fn run(
+    global: &GlobalArgs,
+    settings: Settings,
+    question: &str,
+    json: bool,
+) -> Result<ExitCode> {
     let mut session = {
         let mut events = Shown::new(global, &settings.corpus.dir);
         let mut session = Session::open(settings, &mut events)?;

@@ -270,7 +270,12 @@ pub fn progress_bar(global: &GlobalArgs, label: &str) -> ProgressBar {
     bar
 }
 
-pub fn run_index(global: &GlobalArgs, settings: &Settings, rebuild: bool, json: bool) -> Result<ExitCode> {
+pub fn run_index(
+    global: &GlobalArgs,
+    settings: &Settings,
+    rebuild: bool,
+    json: bool,
+) -> Result<ExitCode> {
     let path = &settings.corpus.index_path;
     let (index, report) = {
         let mut events = Shown::new(global, &settings.corpus.dir);
@@ -312,7 +317,12 @@ pub fn run_index(global: &GlobalArgs, settings: &Settings, rebuild: bool, json: 
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn run_search(global: &GlobalArgs, settings: Settings, question: &str, json: bool) -> Result<ExitCode> {
+pub fn run_search(
+    global: &GlobalArgs,
+    settings: Settings,
+    question: &str,
+    json: bool,
+) -> Result<ExitCode> {
     let session = {
         let mut events = Shown::new(global, &settings.corpus.dir);
         Session::open(settings, &mut events)?

@@ -5,11 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use docqa::eval::compare;
 use docqa::eval::qa::{self, QaItem};
 use docqa::eval::report;
 use docqa::eval::suite::{self, RunOptions};
 use docqa::eval::thresholds::Thresholds;
-use docqa::eval::compare;
 use docqa::index::RetrievalMode;
 use docqa::session::{Events, Session, Settings, Silent};
 

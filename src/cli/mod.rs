@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use docqa::models::{FetchOptions, ModelRole, Registry, Store};
 use docqa::index::RetrievalConfig;
+use docqa::models::{FetchOptions, ModelRole, Registry, Store};
 use docqa::session::{GeneratorSettings, Settings};
 
 /// Exit codes: 0 success, 1 error, 2 usage error, 3 an eval threshold was missed.
@@ -303,7 +303,8 @@ pub fn run() -> ExitCode {
             json,
         } => ask_cmd::run(
             &cli.global,
-            cli.global.settings(corpus, retrieval.config(), generator.settings()),
+            cli.global
+                .settings(corpus, retrieval.config(), generator.settings()),
             question,
             *json,
         ),
@@ -316,7 +317,8 @@ pub fn run() -> ExitCode {
         } => eval_cmd::run_eval(
             &cli.global,
             eval,
-            cli.global.settings(corpus, retrieval.config(), generator.settings()),
+            cli.global
+                .settings(corpus, retrieval.config(), generator.settings()),
             *json,
         ),
         Command::Compare {
@@ -330,7 +332,8 @@ pub fn run() -> ExitCode {
             &cli.global,
             eval,
             compare,
-            cli.global.settings(corpus, retrieval.config(), generator.settings()),
+            cli.global
+                .settings(corpus, retrieval.config(), generator.settings()),
             *json,
         ),
         Command::Search {
@@ -376,10 +379,11 @@ pub fn run() -> ExitCode {
             corpus,
             retrieval,
             generator,
-        } => serve_cmd::run_mcp(
-            cli.global
-                .settings(corpus, retrieval.config(), generator.settings()),
-        ),
+        } => serve_cmd::run_mcp(cli.global.settings(
+            corpus,
+            retrieval.config(),
+            generator.settings(),
+        )),
     };
     match result {
         Ok(code) => code,

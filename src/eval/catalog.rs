@@ -116,10 +116,34 @@ pub const METRICS: &[Metric] = &[
             None,
         )
     },
-    measure("latency_p50_ms", "p50 ms", Better::Lower, |s| s.latency_p50_ms, true),
-    measure("latency_p95_ms", "p95 ms", Better::Lower, |s| s.latency_p95_ms, false),
-    measure("prefill_tok_s", "prefill tok/s", Better::Higher, |s| s.prefill_tok_s, false),
-    measure("decode_tok_s", "decode tok/s", Better::Higher, |s| s.decode_tok_s, true),
+    measure(
+        "latency_p50_ms",
+        "p50 ms",
+        Better::Lower,
+        |s| s.latency_p50_ms,
+        true,
+    ),
+    measure(
+        "latency_p95_ms",
+        "p95 ms",
+        Better::Lower,
+        |s| s.latency_p95_ms,
+        false,
+    ),
+    measure(
+        "prefill_tok_s",
+        "prefill tok/s",
+        Better::Higher,
+        |s| s.prefill_tok_s,
+        false,
+    ),
+    measure(
+        "decode_tok_s",
+        "decode tok/s",
+        Better::Higher,
+        |s| s.decode_tok_s,
+        true,
+    ),
 ];
 
 const fn ratio(
@@ -200,7 +224,13 @@ mod tests {
         sorted.dedup();
         assert_eq!(sorted.len(), values.len(), "{values:?}");
         assert_eq!(metric("f1").unwrap().format(Some(0.5)), "0.500");
-        assert_eq!(metric("latency_p50_ms").unwrap().format(Some(12.34)), "12.3");
-        assert_eq!(metric("invalid_citations_shown").unwrap().format(Some(2.0)), "2");
+        assert_eq!(
+            metric("latency_p50_ms").unwrap().format(Some(12.34)),
+            "12.3"
+        );
+        assert_eq!(
+            metric("invalid_citations_shown").unwrap().format(Some(2.0)),
+            "2"
+        );
     }
 }

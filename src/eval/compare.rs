@@ -81,13 +81,10 @@ pub fn run(
                     if !opts.retrieval_only {
                         session.load_generator(observer)?;
                     }
-                    let report = suite::evaluate(
-                        &mut session,
-                        items,
-                        opts,
-                        &mut Silent,
-                        &mut |n| observer.run_progress(n),
-                    )?;
+                    let report =
+                        suite::evaluate(&mut session, items, opts, &mut Silent, &mut |n| {
+                            observer.run_progress(n)
+                        })?;
                     let run = Run {
                         row: Row {
                             generator: generator.clone(),

@@ -3,10 +3,10 @@
 pub mod calibrate;
 pub mod catalog;
 pub mod compare;
-pub mod suite;
 pub mod gencache;
 pub mod metrics;
 pub mod qa;
 pub mod report;
 pub mod runner;
+pub mod suite;
 pub mod thresholds;

@@ -16,8 +16,15 @@ use super::runner::{self, EvalError};
 pub enum SuiteError {
     #[error(transparent)]
     Session(#[from] SessionError),
+    /// Boxed: a question's error is large, and this travels up through every caller.
     #[error(transparent)]
-    Eval(#[from] EvalError),
+    Eval(Box<EvalError>),
+}
+
+impl From<EvalError> for SuiteError {
+    fn from(e: EvalError) -> Self {
+        SuiteError::Eval(Box::new(e))
+    }
 }
 
 /// How a run goes, beside the session's settings.
@@ -80,8 +87,9 @@ pub fn evaluate(
         ask: &cfg,
         withhold_gold: opts.withhold_gold,
     };
-    let (results, summary) =
-        runner::run(items, run, index, embedder_ref, g, &mut |n, _| on_progress(n))?;
+    let (results, summary) = runner::run(items, run, index, embedder_ref, g, &mut |n, _| {
+        on_progress(n)
+    })?;
     Ok(EvalReport {
         qa_file: opts.qa_file.clone(),
         corpus: corpus.display().to_string(),

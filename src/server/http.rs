@@ -204,15 +204,14 @@ impl ApiError {
 
 impl From<SessionError> for ApiError {
     fn from(e: SessionError) -> ApiError {
-        let chain = std::iter::successors(
-            Some(&e as &(dyn std::error::Error + 'static)),
-            |e| e.source(),
-        );
-        let kind = chain
-            .clone()
-            .find_map(kind_of)
-            .unwrap_or(ErrorKind::Other);
-        let message = chain.map(ToString::to_string).collect::<Vec<_>>().join(": ");
+        let chain = std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
+            e.source()
+        });
+        let kind = chain.clone().find_map(kind_of).unwrap_or(ErrorKind::Other);
+        let message = chain
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(": ");
         let status = match kind {
             ErrorKind::Usage | ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
@@ -241,7 +240,8 @@ impl IntoResponse for ApiError {
 /// A body parsed as `T`: anything else (not JSON, a missing or mistyped field) is a 400 that
 /// says what was wrong, rather than axum's plain-text rejection.
 fn parse<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
 }
 
 async fn auth(
@@ -291,9 +291,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
 
 async fn models(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     let status = state.session.run(|s| Ok(s.status())).await?;
-    let model = |id: &str, role: &str| {
-        json!({"id": id, "object": "model", "created": 0, "owned_by": "docqa", "docqa_role": role})
-    };
+    let model = |id: &str, role: &str| json!({"id": id, "object": "model", "created": 0, "owned_by": "docqa", "docqa_role": role});
     Ok(Json(json!({
         "object": "list",
         "data": [model(&state.generator, "generator"), model(&state.embedder, "embedder")],
@@ -361,7 +359,9 @@ async fn answer(
 
 async fn ask(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Json<AskReport>, ApiError> {
     let body: AskBody = parse(&body)?;
-    Ok(Json(answer(&state, body.question, body.k, body.mode).await?))
+    Ok(Json(
+        answer(&state, body.question, body.k, body.mode).await?,
+    ))
 }
 
 async fn search(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
@@ -513,7 +513,11 @@ async fn chat_stream(
         Event::default().data(v.to_string())
     };
     let _ = tx
-        .send(chunk(json!({"role": "assistant", "content": ""}), None, None))
+        .send(chunk(
+            json!({"role": "assistant", "content": ""}),
+            None,
+            None,
+        ))
         .await;
     tokio::spawn(async move {
         let result = state
@@ -531,7 +535,11 @@ async fn chat_stream(
                     .await;
                 let citations = serde_json::to_value(&report.citations).unwrap_or(Value::Null);
                 let _ = tx
-                    .send(chunk(json!({}), Some("stop"), Some(("citations", citations))))
+                    .send(chunk(
+                        json!({}),
+                        Some("stop"),
+                        Some(("citations", citations)),
+                    ))
                     .await;
             }
             Err(e) => {
@@ -543,9 +551,11 @@ async fn chat_stream(
         }
         let _ = tx.send(Event::default().data("[DONE]")).await;
     });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|e| (Ok(e), rx))
-    });
+    let stream =
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+        );
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 

@@ -113,12 +113,14 @@ fn failure(kind: ErrorKind, message: String) -> CallToolResult {
 }
 
 fn session_failure(e: SessionError) -> CallToolResult {
-    let chain = std::iter::successors(
-        Some(&e as &(dyn std::error::Error + 'static)),
-        |e| e.source(),
-    );
+    let chain = std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
+        e.source()
+    });
     let kind = chain.clone().find_map(kind_of).unwrap_or(ErrorKind::Other);
-    let message = chain.map(ToString::to_string).collect::<Vec<_>>().join(": ");
+    let message = chain
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ");
     failure(kind, message)
 }
 
@@ -257,8 +259,10 @@ impl DocqaMcp {
         }
     }
 
-    #[tool(description = "What docqa serves: the corpus folder, its index, files and chunks, and \
-                          the embedder and generator loaded.")]
+    #[tool(
+        description = "What docqa serves: the corpus folder, its index, files and chunks, and \
+                          the embedder and generator loaded."
+    )]
     async fn status(&self, Parameters(_): Parameters<NoParams>) -> CallToolResult {
         match self.session.run(|s| Ok(s.status())).await {
             Ok(status) => {

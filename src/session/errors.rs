@@ -81,7 +81,7 @@ pub fn kind_of(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
     if let Some(e) = e.downcast_ref::<SuiteError>() {
         return match e {
             SuiteError::Session(e) => session_kind(e),
-            SuiteError::Eval(e) => kind_of(e),
+            SuiteError::Eval(e) => kind_of(e.as_ref()),
         };
     }
     if let Some(e) = e.downcast_ref::<CorpusError>() {
@@ -181,9 +181,9 @@ fn session_kind(e: &SessionError) -> Option<ErrorKind> {
         SessionError::Embed(_) => ErrorKind::Embedding,
         SessionError::Generate(_) => ErrorKind::Generation,
         SessionError::Ask(e) => ask_kind(e),
-        SessionError::NoSuchChunk(_) | SessionError::NoSuchFile(_) | SessionError::BadRange { .. } => {
-            ErrorKind::NotFound
-        }
+        SessionError::NoSuchChunk(_)
+        | SessionError::NoSuchFile(_)
+        | SessionError::BadRange { .. } => ErrorKind::NotFound,
     })
 }
 

@@ -27,8 +27,8 @@ use crate::models::{LocalModel, ModelRole, Store, StoreError};
 use crate::pipeline::{self, AskConfig, AskError};
 
 pub use report::{
-    AbstainReason, AskReport, AskTimings, Citation, EmbedderRef, Excerpt, GeneratorRef,
-    ModelsUsed, Retrieved, SearchHit, SearchReport, StatusReport,
+    AbstainReason, AskReport, AskTimings, Citation, EmbedderRef, Excerpt, GeneratorRef, ModelsUsed,
+    Retrieved, SearchHit, SearchReport, StatusReport,
 };
 pub use settings::{
     default_threads, CorpusSettings, GeneratorSettings, Settings, VerifyPolicy, WorkerCommand,
@@ -219,12 +219,14 @@ impl Session {
             return Ok(());
         }
         let started = Instant::now();
-        self.store.registry().get_role(&name, ModelRole::Generator)?;
-        let model = self.store.ensure(
-            &name,
-            self.settings.fetch_options(),
-            &mut |l| events.fetch_line(l),
-        )?;
+        self.store
+            .registry()
+            .get_role(&name, ModelRole::Generator)?;
+        let model = self
+            .store
+            .ensure(&name, self.settings.fetch_options(), &mut |l| {
+                events.fetch_line(l)
+            })?;
         let (path, sha256) = model.runtime_gguf();
         let mut generator = GgufGenerator::load(path, &candle_core::Device::Cpu)?;
         generator.set_prefix_store(PrefixStore::new(self.store.root().join("prefixes"), sha256));
@@ -292,7 +294,10 @@ impl Session {
 
     /// Brings the index up to date when a corpus file was added, changed or removed since the
     /// last update; `Some` with what the update did, `None` when nothing changed.
-    pub fn refresh(&mut self, events: &mut dyn Events) -> Result<Option<UpdateReport>, SessionError> {
+    pub fn refresh(
+        &mut self,
+        events: &mut dyn Events,
+    ) -> Result<Option<UpdateReport>, SessionError> {
         let stamp = CorpusStamp::of(&self.settings.corpus.dir);
         if stamp == self.stamp {
             return Ok(None);
@@ -357,9 +362,7 @@ impl Session {
         let models = ModelsUsed {
             generator: GeneratorRef {
                 name: g.model.spec.name.0.clone(),
-                file: gguf
-                    .file_name()
-                    .map(|f| f.to_string_lossy().into_owned()),
+                file: gguf.file_name().map(|f| f.to_string_lossy().into_owned()),
                 sha256: sha256.to_string(),
             },
             embedder: self.embedder_ref(),
@@ -433,8 +436,10 @@ impl Session {
             Some(t) => t.to_string(),
             None => {
                 let path = self.settings.corpus.dir.join(doc.as_str());
-                let bytes = std::fs::read(&path)
-                    .map_err(|source| CorpusError::ReadDir { dir: path.clone(), source })?;
+                let bytes = std::fs::read(&path).map_err(|source| CorpusError::ReadDir {
+                    dir: path.clone(),
+                    source,
+                })?;
                 let raw = String::from_utf8_lossy(&bytes).into_owned();
                 let is_html = matches!(
                     path.extension().and_then(|e| e.to_str()),
@@ -509,9 +514,7 @@ impl Session {
                 let (gguf, sha256) = g.model.runtime_gguf();
                 GeneratorRef {
                     name: g.name.clone(),
-                    file: gguf
-                        .file_name()
-                        .map(|f| f.to_string_lossy().into_owned()),
+                    file: gguf.file_name().map(|f| f.to_string_lossy().into_owned()),
                     sha256: sha256.to_string(),
                 }
             }),
@@ -522,10 +525,7 @@ impl Session {
     fn embedder_ref(&self) -> EmbedderRef {
         EmbedderRef {
             name: self.embedder_model.spec.name.0.clone(),
-            sha256: self
-                .embedder_model
-                .sha256("model.safetensors")
-                .to_string(),
+            sha256: self.embedder_model.sha256("model.safetensors").to_string(),
         }
     }
 }

@@ -127,11 +127,7 @@ impl AskReport {
                 }
             })
             .collect();
-        let retrieval = o
-            .hits
-            .iter()
-            .map(|h| Retrieved::new(chunk(h), h))
-            .collect();
+        let retrieval = o.hits.iter().map(|h| Retrieved::new(chunk(h), h)).collect();
         AskReport {
             question: question.to_string(),
             answer: o.checked.text,
