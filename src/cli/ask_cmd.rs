@@ -99,6 +99,16 @@ pub fn run(
     if stream {
         eprintln!();
     }
+    if report.passages_used > 0 && report.passages_used < report.passages_retrieved {
+        eprintln!(
+            "note: the answer used the first {} of the {} passages retrieved; more would not fit \
+             {}'s context of {} tokens with room for the answer",
+            report.passages_used,
+            report.passages_retrieved,
+            report.models.generator.name,
+            session.context_length().unwrap_or(0)
+        );
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -282,6 +282,13 @@ impl Session {
         )
     }
 
+    /// The loaded generator's context length in tokens, when it has one.
+    pub fn context_length(&self) -> Option<usize> {
+        self.generator
+            .as_ref()
+            .and_then(|g| g.generator.context_length())
+    }
+
     /// The pipeline settings an ask runs with under `retrieval`, for the loaded generator (its
     /// calibrated verification threshold), else as if it had none.
     pub fn ask_config(&self, retrieval: RetrievalConfig) -> AskConfig {
@@ -341,16 +348,6 @@ impl Session {
             &cfg,
             on_token,
         )?;
-        if outcome.passages_used > 0 && outcome.passages_used < outcome.hits.len() {
-            tracing::info!(
-                "the answer used the first {} of the {} passages retrieved; more would not fit \
-                 {}'s context of {} tokens with room for the answer",
-                outcome.passages_used,
-                outcome.hits.len(),
-                g.name,
-                g.generator.context_length().unwrap_or(0)
-            );
-        }
         // The first answer of a session pays for loading it; later ones find it warm.
         let load_ms = if self.load_charged {
             0.0
