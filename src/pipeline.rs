@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::answer::lang::{self, Script};
 use crate::answer::{self, CheckConfig, CheckedAnswer, Passage};
 use crate::embed::Embedder;
 use crate::generate::{GenOptions, Generator, StopReason};
@@ -44,6 +45,9 @@ pub struct AskConfig {
     /// below this value (`-inf` measures the margin without ever declining). `None` skips the
     /// step. See [`DEFAULT_VERIFY_THRESHOLD`].
     pub verify_threshold: Option<f32>,
+    /// With verification on, also score the question and its answer as one claim against the
+    /// passage ([`answer::answer_claim_prompt`]).
+    pub answer_claim: bool,
 }
 
 /// The verification margin below which `--verify` declines, unless set otherwise.
@@ -59,6 +63,7 @@ impl Default for AskConfig {
             short_answer_tokens: 24,
             one_sentence: true,
             verify_threshold: None,
+            answer_claim: true,
         }
     }
 }
@@ -76,12 +81,20 @@ pub struct Timings {
     pub short_answer_ms: f64,
     /// Prefill and decode of the verification step (0 when it did not run).
     pub verify_ms: f64,
+    /// Prefill and decode of translating a question into English and its answer back (0 for
+    /// a question in Latin script).
+    pub translate_ms: f64,
     pub total_ms: f64,
 }
 
 /// The outcome of one question.
 #[derive(Debug, Clone, Serialize)]
 pub struct AskOutcome {
+    /// For a question answered in another language than its passages': the checked answer in
+    /// English, before `checked.text` was translated.
+    pub answer_english: Option<String>,
+    /// The question's English translation, for a question written in another script.
+    pub question_english: Option<String>,
     pub hits: Vec<Hit>,
     /// How many of `hits`, from the first, the prompt showed the model: all of them unless the
     /// model's context holds fewer (then as many as fit beside room for the answer); 0 when
@@ -96,6 +109,12 @@ pub struct AskOutcome {
     /// The verification step's margin, log P(Yes) - log P(No) that the passage states the
     /// answer; `None` when the step did not run.
     pub verify_margin: Option<f32>,
+    /// The margin log P(Yes) - log P(No) that the passage gives the short answer (or the
+    /// sentence) as the answer to the question; `None` when the step did not run.
+    pub answer_margin: Option<f32>,
+    /// What of the question's constraints the passage the answer stands on lacks; `None`
+    /// when no sentence was supported.
+    pub coverage: Option<answer::constraints::Coverage>,
     pub timings: Timings,
 }
 
@@ -124,6 +143,83 @@ impl GenClock {
     }
 }
 
+/// A question as retrieval and drafting see it: as written, and in English when it is written
+/// in another script (MiniLM embeds English only, and the documents are mostly English).
+#[derive(Debug, Clone, Serialize)]
+pub struct Query {
+    pub original: String,
+    /// The script of a question not written in Latin letters; `None` for one that is.
+    pub script: Option<Script>,
+    /// The question in English, for a question in another script when a generator translated
+    /// it.
+    pub english: Option<String>,
+    /// Prefill and decode of the translation (0 when none ran).
+    pub translate_ms: f64,
+}
+
+impl Query {
+    /// `question` as written, with no translation.
+    pub fn plain(question: &str) -> Self {
+        Self {
+            original: question.to_string(),
+            script: lang::dominant_script(question).filter(|s| *s != Script::Latin),
+            english: None,
+            translate_ms: 0.0,
+        }
+    }
+
+    /// What the dense retriever embeds: the English translation when there is one.
+    pub fn dense_text(&self) -> &str {
+        self.english.as_deref().unwrap_or(&self.original)
+    }
+
+    /// What BM25 matches: the question as written and its translation, so documents in either
+    /// language are found by their words.
+    pub fn bm25_text(&self) -> String {
+        match &self.english {
+            Some(e) => format!("{} {e}", self.original),
+            None => self.original.clone(),
+        }
+    }
+}
+
+/// `question` made ready for retrieval: translated into English by `generator` when it is
+/// written in a script other than Latin.
+pub fn understand(question: &str, generator: &mut dyn Generator) -> Result<Query, AskError> {
+    if question.trim().is_empty() {
+        return Err(AskError::EmptyQuestion);
+    }
+    let mut query = Query::plain(question);
+    if query.script.is_some() {
+        let opts = GenOptions {
+            max_tokens: 64,
+            shared_prefix_messages: 1,
+            ..Default::default()
+        };
+        let g = generator.generate(&lang::to_english_prompt(question), &opts, &mut |_| {})?;
+        query.translate_ms = g.prefill_ms + g.decode_ms;
+        let english = lang::clean_translation(&g.text);
+        query.english = (!english.is_empty()).then_some(english);
+    }
+    Ok(query)
+}
+
+/// Ranks `index`'s chunks for `query` (see [`Query::dense_text`] and [`Query::bm25_text`]).
+pub fn retrieve(
+    index: &Index,
+    embedder: &dyn Embedder,
+    query: &Query,
+    cfg: &RetrievalConfig,
+) -> Result<Vec<Hit>, AskError> {
+    Ok(index::retrieve_texts(
+        index,
+        embedder,
+        query.dense_text(),
+        &query.bm25_text(),
+        cfg,
+    )?)
+}
+
 /// Answers `question` from `index`. `on_token` receives the draft as it is generated.
 pub fn ask(
     question: &str,
@@ -137,15 +233,16 @@ pub fn ask(
         return Err(AskError::EmptyQuestion);
     }
     let started = Instant::now();
-    let hits = index::retrieve(index, embedder, question, &cfg.retrieval)?;
-    answer_hits(question, hits, index, generator, cfg, started, on_token)
+    let query = understand(question, generator)?;
+    let hits = retrieve(index, embedder, &query, &cfg.retrieval)?;
+    answer_hits(&query, hits, index, generator, cfg, started, on_token)
 }
 
 /// Answers `question` from `hits`, retrieved from `index` since `started` (latency counts from
 /// then). The eval uses it to answer from a retrieval it has altered, such as one with the gold
 /// evidence withheld.
 pub fn answer_hits(
-    question: &str,
+    query: &Query,
     hits: Vec<Hit>,
     index: &Index,
     generator: &mut dyn Generator,
@@ -153,11 +250,12 @@ pub fn answer_hits(
     started: Instant,
     on_token: &mut dyn FnMut(&str),
 ) -> Result<AskOutcome, AskError> {
-    if question.trim().is_empty() {
+    if query.original.trim().is_empty() {
         return Err(AskError::EmptyQuestion);
     }
     let mut timings = Timings {
-        retrieval_ms: started.elapsed().as_secs_f64() * 1e3,
+        retrieval_ms: started.elapsed().as_secs_f64() * 1e3 - query.translate_ms,
+        translate_ms: query.translate_ms,
         ..Default::default()
     };
     let best_dense = hits
@@ -175,26 +273,52 @@ pub fn answer_hits(
             }
         })
         .collect();
+    // A question in another script than its passages is drafted and checked in English (the
+    // checks compare words with the passages), and its checked answer is translated back.
+    let reply_language = query.script.filter(|s| {
+        let text: String = passages.iter().map(|p| p.text.as_str()).collect();
+        lang::dominant_script(&text) != Some(*s)
+    });
+    let question = match (&query.english, reply_language) {
+        (Some(english), Some(_)) => english.as_str(),
+        _ => query.original.as_str(),
+    };
     let relevant = !hits.is_empty() && (best_dense == f32::MIN || best_dense >= cfg.min_relevance);
+    let mut clock = GenClock::default();
     if !relevant {
-        timings.total_ms = started.elapsed().as_secs_f64() * 1e3;
+        let mut checked = CheckedAnswer {
+            text: answer::ABSTAIN_TEXT.into(),
+            sentences: Vec::new(),
+            cited: Vec::new(),
+            dropped: Vec::new(),
+            abstained: true,
+            abstain_reason: Some(answer::Decline::NoRelevantPassage {
+                best_similarity: best_dense,
+                min_relevance: cfg.min_relevance,
+            }),
+        };
+        let answer_english = match reply_language {
+            Some(script) => Some(translate_answer(
+                generator,
+                &mut clock,
+                &mut checked,
+                script,
+                &mut timings,
+            )?),
+            None => None,
+        };
+        timings.total_ms = started.elapsed().as_secs_f64() * 1e3 - clock.wall_ms + clock.cost_ms;
         return Ok(AskOutcome {
+            answer_english,
+            question_english: query.english.clone(),
             hits,
             passages_used: 0,
-            checked: CheckedAnswer {
-                text: answer::ABSTAIN_TEXT.into(),
-                sentences: Vec::new(),
-                cited: Vec::new(),
-                dropped: Vec::new(),
-                abstained: true,
-                abstain_reason: Some(format!(
-                    "no passage is relevant enough (best similarity {best_dense:.2} < {:.2})",
-                    cfg.min_relevance
-                )),
-            },
+            checked,
             short_answer: None,
             draft: String::new(),
             verify_margin: None,
+            answer_margin: None,
+            coverage: None,
             timings,
         });
     }
@@ -215,7 +339,6 @@ pub fn answer_hits(
         shared_prefix_messages: 1,
         ..Default::default()
     };
-    let mut clock = GenClock::default();
     let generation = clock.generate(generator, &prompt, &opts, on_token)?;
     timings.prompt_tokens = generation.prompt_tokens;
     timings.generated_tokens = generation.generated_tokens;
@@ -233,36 +356,6 @@ pub fn answer_hits(
         reply.to_string()
     };
     let mut checked = answer::check_answer(question, &reply, &passages, &cfg.check);
-    let mut verify_margin = None;
-    if let Some(((sentence, source), threshold)) =
-        answer::first_supported(&checked).zip(cfg.verify_threshold)
-    {
-        let opts = GenOptions {
-            max_tokens: 1,
-            score_first: vec![answer::VERDICT_YES.into(), answer::VERDICT_NO.into()],
-            shared_prefix_messages: 1,
-            ..Default::default()
-        };
-        let verdict = clock.generate(
-            generator,
-            &answer::verify_prompt(&passages[source].text, sentence),
-            &opts,
-            &mut |_| {},
-        )?;
-        timings.verify_ms = verdict.prefill_ms + verdict.decode_ms;
-        let margin = match verdict.first_logprobs[..] {
-            [yes, no] => yes - no,
-            _ => return Err(AskError::VerifyScores(verdict.first_logprobs.len())),
-        };
-        verify_margin = Some(margin);
-        if margin < threshold {
-            checked = checked.declined(format!(
-                "the model judged that passage [{}] does not state the drafted answer \
-                 (verification margin {margin:.2} < {threshold:.2})",
-                source + 1
-            ));
-        }
-    }
     let mut short_answer = None;
     if let Some(sentence) =
         answer::short_answer_source(&checked).filter(|_| cfg.short_answer_tokens > 0)
@@ -290,8 +383,7 @@ pub fn answer_hits(
             let Some(why) = answer::short_answer_mismatch(question, short) else {
                 if let Some(why) = answer::short_answer_unquoted(short, &passages) {
                     short_answer = None;
-                    checked =
-                        checked.declined(format!("{why}, so it does not answer the question"));
+                    checked = checked.declined(why);
                 }
                 break;
             };
@@ -304,20 +396,138 @@ pub fn answer_hits(
                 continue;
             }
             short_answer = None;
-            checked = checked.declined(format!("{why}, so it does not answer the question"));
+            checked = checked.declined(why);
             break;
         }
     }
+    let mut verify_margin = None;
+    let mut answer_margin = None;
+    let mut coverage = None;
+    // A passage that holds a name or number of the question which the answer's sources lack
+    // becomes a source too: an answer drawn from two documents cites both.
+    if let Some(sources) = answer::supported_sources(&checked) {
+        if let Some(j) = answer::constraints::complement(question, &sources, &passages) {
+            checked.add_source(j, answer::Support::Complement);
+        }
+    }
+    if let Some((sentence, source)) = answer::first_supported(&checked) {
+        let passage = &passages[source];
+        let sources = answer::supported_sources(&checked).unwrap_or_default();
+        let held: Vec<&Passage> = sources.iter().map(|&i| &passages[i]).collect();
+        coverage = Some(answer::constraints::coverage_by(question, &held));
+        if let Some(threshold) = cfg.verify_threshold {
+            let margin = verify_margin_of(
+                generator,
+                &mut clock,
+                &answer::verify_prompt(&passage.text, sentence),
+                &mut timings,
+            )?;
+            verify_margin = Some(margin);
+            if cfg.answer_claim {
+                let claim = short_answer.as_deref().unwrap_or(sentence);
+                answer_margin = Some(verify_margin_of(
+                    generator,
+                    &mut clock,
+                    &answer::answer_claim_prompt(&passage.text, question, claim),
+                    &mut timings,
+                )?);
+            }
+            if margin < threshold {
+                short_answer = None;
+                checked = checked.declined(answer::Decline::NotVerified {
+                    passage: source,
+                    margin,
+                    threshold,
+                });
+            }
+        }
+    }
+    let answer_english = match reply_language {
+        Some(script) => Some(translate_answer(
+            generator,
+            &mut clock,
+            &mut checked,
+            script,
+            &mut timings,
+        )?),
+        None => None,
+    };
     // Latency counts the generations' own prefill and decode time rather than the wall time of
     // the calls, so a generation replayed from the eval cache reports what it cost when it ran.
     timings.total_ms = started.elapsed().as_secs_f64() * 1e3 - clock.wall_ms + clock.cost_ms;
     Ok(AskOutcome {
+        answer_english,
+        question_english: query.english.clone(),
         hits,
         passages_used: passages.len(),
         checked,
         short_answer,
         draft: generation.text,
         verify_margin,
+        answer_margin,
+        coverage,
         timings,
     })
+}
+
+/// Replaces `checked`'s shown text by its translation into `script`'s language and returns the
+/// English it was checked in. The citation markers are the checked ones: when the translation
+/// loses or alters them, they are put back at its end.
+fn translate_answer(
+    generator: &mut dyn Generator,
+    clock: &mut GenClock,
+    checked: &mut CheckedAnswer,
+    script: Script,
+    timings: &mut Timings,
+) -> Result<String, AskError> {
+    let english = checked.text.clone();
+    let opts = GenOptions {
+        max_tokens: 48 + 3 * english.split_whitespace().count(),
+        shared_prefix_messages: 1,
+        ..Default::default()
+    };
+    let g = clock.generate(
+        generator,
+        &lang::from_english_prompt(&english, script.language()),
+        &opts,
+        &mut |_| {},
+    )?;
+    timings.translate_ms += g.prefill_ms + g.decode_ms;
+    let mut text = lang::clean_translation(&g.text);
+    if text.is_empty() {
+        return Ok(english);
+    }
+    let wanted = lang::markers(&english);
+    if lang::markers(&text) != wanted {
+        let mut bare = text.clone();
+        for m in lang::markers(&text) {
+            bare = bare.replace(&m, "");
+        }
+        text = format!("{} {}", bare.trim(), wanted.join(" "))
+            .trim()
+            .to_string();
+    }
+    checked.text = text;
+    Ok(english)
+}
+
+/// The margin log P(Yes) - log P(No) of the model's one-token reply to a Yes/No `prompt`.
+fn verify_margin_of(
+    generator: &mut dyn Generator,
+    clock: &mut GenClock,
+    prompt: &crate::generate::Prompt,
+    timings: &mut Timings,
+) -> Result<f32, AskError> {
+    let opts = GenOptions {
+        max_tokens: 1,
+        score_first: vec![answer::VERDICT_YES.into(), answer::VERDICT_NO.into()],
+        shared_prefix_messages: 1,
+        ..Default::default()
+    };
+    let verdict = clock.generate(generator, prompt, &opts, &mut |_| {})?;
+    timings.verify_ms += verdict.prefill_ms + verdict.decode_ms;
+    match verdict.first_logprobs[..] {
+        [yes, no] => Ok(yes - no),
+        _ => Err(AskError::VerifyScores(verdict.first_logprobs.len())),
+    }
 }

@@ -6,6 +6,12 @@
 //! reliably than long IDs); every number is mapped back to its [`ChunkId`] here, and a number
 //! that was not in the prompt is dropped and reported, never shown as a source.
 
+pub mod constraints;
+pub mod decline;
+pub mod lang;
+
+pub use decline::Decline;
+
 use std::collections::BTreeSet;
 
 use serde::Serialize;
@@ -189,6 +195,23 @@ pub fn verify_prompt(passage: &str, claim: &str) -> Prompt {
     )
 }
 
+/// Asks whether one passage gives `answer` as the answer to `question`: the question and its
+/// answer scored as one claim, so the question's own constraints ("in 2023", "in the Sony
+/// hack") are checked with the answer rather than only the words the answer adds. Scored like
+/// [`verify_prompt`].
+pub fn answer_claim_prompt(passage: &str, question: &str, answer: &str) -> Prompt {
+    Prompt::new(
+        VERIFY_SYSTEM,
+        format!(
+            "Text: {}\n\nQuestion: {}\nProposed answer: {}\n\nDoes the text say that the \
+             proposed answer is the answer to this question? Reply Yes or No.",
+            one_line(passage),
+            one_line(question),
+            one_line(answer)
+        ),
+    )
+}
+
 /// The system message of [`verify_prompt`].
 const VERIFY_SYSTEM: &str = "You are a careful fact checker.";
 
@@ -209,6 +232,18 @@ pub fn first_supported(checked: &CheckedAnswer) -> Option<(&str, usize)> {
         .iter()
         .find(|s| s.is_supported())
         .map(|s| (s.text.as_str(), s.sources[0].0))
+}
+
+/// The passages the first supported sentence of a shown answer stands on.
+pub fn supported_sources(checked: &CheckedAnswer) -> Option<Vec<usize>> {
+    if checked.abstained {
+        return None;
+    }
+    checked
+        .sentences
+        .iter()
+        .find(|s| s.is_supported())
+        .map(|s| s.sources.iter().map(|(i, _)| *i).collect())
 }
 
 /// The sentence a short answer is taken from (see [`first_supported`]).
@@ -257,22 +292,22 @@ pub fn clean_short_answer(span: &str, question: &str) -> Option<String> {
 ///   Korea plant?"), unless the question is a yes/no or either/or one, whose answers repeat it;
 /// - the question asks for a quantity ("how many", "how much", "how old", "what percentage")
 ///   and the answer holds no number. ("How long" is left out: "a decade" answers it.)
-pub fn short_answer_mismatch(question: &str, short: &str) -> Option<String> {
+pub fn short_answer_mismatch(question: &str, short: &str) -> Option<Decline> {
     let q = one_line(question).to_lowercase();
     let first = q.split_whitespace().next().unwrap_or("");
     let polar = POLAR_OPENERS.contains(&first);
     let alternative = q.split_whitespace().any(|w| w == "or");
     let asked = content_words(question);
     if !polar && !alternative && content_words(short).is_subset(&asked) {
-        return Some(format!(
-            "the short answer \"{short}\" only repeats words of the question"
-        ));
+        return Some(Decline::ShortAnswerEchoesQuestion {
+            short: short.to_string(),
+        });
     }
     let quantity = asks_quantity(&q);
     if quantity && !has_number(short) {
-        return Some(format!(
-            "the question asks for a quantity and the short answer \"{short}\" holds no number"
-        ));
+        return Some(Decline::ShortAnswerLacksNumber {
+            short: short.to_string(),
+        });
     }
     None
 }
@@ -309,7 +344,7 @@ pub fn first_word(span: &str) -> Vec<String> {
 /// for word (case and punctuation aside) in one of the passages. The sentence check already
 /// wants every number in the passage; this catches a date or figure put together from pieces
 /// that are there apart ("October 10th" from "in October" and "on the 10th").
-pub fn short_answer_unquoted(short: &str, passages: &[Passage]) -> Option<String> {
+pub fn short_answer_unquoted(short: &str, passages: &[Passage]) -> Option<Decline> {
     if !short.chars().any(|c| c.is_ascii_digit()) {
         return None;
     }
@@ -325,9 +360,9 @@ pub fn short_answer_unquoted(short: &str, passages: &[Passage]) -> Option<String
     if passages.iter().any(|p| words(&p.text).contains(&wanted)) {
         return None;
     }
-    Some(format!(
-        "the short answer \"{short}\" holds a number but no passage says it in those words"
-    ))
+    Some(Decline::NumberNotInPassages {
+        short: short.to_string(),
+    })
 }
 
 /// True when a clause of the lower-cased question opens with a quantity phrase, perhaps after
@@ -381,6 +416,9 @@ pub enum Support {
     Cited,
     /// The model cited nothing usable; docqa found a chunk that shares the content words.
     Matched,
+    /// Another source of the sentence lacks some of the question's names, numbers or words
+    /// and this chunk holds them: an answer drawn from two documents cites both.
+    Complement,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -416,13 +454,13 @@ pub struct CheckedAnswer {
     pub cited: Vec<usize>,
     pub dropped: Vec<DroppedCitation>,
     pub abstained: bool,
-    pub abstain_reason: Option<String>,
+    pub abstain_reason: Option<Decline>,
 }
 
 impl CheckedAnswer {
     /// This answer declined by a later check for `reason`: the user sees [`ABSTAIN_TEXT`] and no
     /// sources, and the checked sentences stay for the reports.
-    pub fn declined(self, reason: String) -> Self {
+    pub fn declined(self, reason: Decline) -> Self {
         Self {
             text: ABSTAIN_TEXT.into(),
             cited: Vec::new(),
@@ -516,7 +554,7 @@ pub fn check_answer(
             cited: Vec::new(),
             dropped,
             abstained: true,
-            abstain_reason: Some("the model found no answer in the passages".into()),
+            abstain_reason: Some(Decline::ModelFoundNoAnswer),
         };
     }
     let passage_words: Vec<BTreeSet<String>> =
@@ -603,14 +641,26 @@ pub fn check_answer(
             cited: Vec::new(),
             dropped,
             abstained: true,
-            abstain_reason: Some(
-                "no sentence of the draft answer is supported by the retrieved passages".into(),
-            ),
+            abstain_reason: Some(Decline::Unsupported),
         };
     }
+    let (text, cited) = render(&sentences);
+    CheckedAnswer {
+        text,
+        sentences,
+        cited,
+        dropped,
+        abstained: false,
+        abstain_reason: None,
+    }
+}
+
+/// The shown text of checked sentences, each followed by its sources' markers, and the passages
+/// cited, in first-use order.
+fn render(sentences: &[CheckedSentence]) -> (String, Vec<usize>) {
     let mut cited = Vec::new();
     let mut text = String::new();
-    for s in &sentences {
+    for s in sentences {
         if !text.is_empty() {
             text.push(' ');
         }
@@ -625,13 +675,25 @@ pub fn check_answer(
             text.push_str(&format!(" [{}]", i + 1));
         }
     }
-    CheckedAnswer {
-        text,
-        sentences,
-        cited,
-        dropped,
-        abstained: false,
-        abstain_reason: None,
+    (text, cited)
+}
+
+impl CheckedAnswer {
+    /// Adds passage `passage` as a source of the first supported sentence, established by
+    /// `how`, and re-renders the shown text. No-op on a declined answer or a passage it already
+    /// cites.
+    pub fn add_source(&mut self, passage: usize, how: Support) {
+        if self.abstained {
+            return;
+        }
+        let Some(s) = self.sentences.iter_mut().find(|s| s.is_supported()) else {
+            return;
+        };
+        if s.sources.iter().any(|(i, _)| *i == passage) {
+            return;
+        }
+        s.sources.push((passage, how));
+        (self.text, self.cited) = render(&self.sentences);
     }
 }
 
@@ -803,25 +865,58 @@ const SOURCE_TALK: &[&str] = &[
     "cited",
 ];
 
-/// Lowercased content words (stopwords removed; a trailing plural `s` folded) for overlap.
+/// Lowercased content words (stopwords removed; a trailing plural `s` folded) for overlap. A
+/// word in Hangul, kana or Han characters becomes its character bigrams, as BM25 indexes it:
+/// Korean attaches particles and endings to words ("세종대왕이", "세종대왕입니다"), and Chinese
+/// and Japanese do not space words at all, so whole words would rarely match.
 pub fn content_words(text: &str) -> BTreeSet<String> {
     use unicode_segmentation::UnicodeSegmentation;
-    text.unicode_words()
-        .map(|w| w.to_lowercase())
-        .filter(|w| !STOPWORDS.contains(&w.as_str()))
-        .map(|w| {
-            if w.len() > 3 && w.ends_with('s') && !w.ends_with("ss") {
-                w[..w.len() - 1].to_string()
-            } else {
-                w
+    let mut out = BTreeSet::new();
+    for w in text.unicode_words().map(str::to_lowercase) {
+        if STOPWORDS.contains(&w.as_str()) {
+            continue;
+        }
+        if w.chars().any(unsegmented) {
+            // Runs of those scripts become bigrams; a number or Latin run inside the word
+            // ("2011년부터") stays whole.
+            let chars: Vec<char> = w.chars().collect();
+            for run in chars.chunk_by(|a, b| unsegmented(*a) == unsegmented(*b)) {
+                if !unsegmented(run[0]) || run.len() < 2 {
+                    out.insert(run.iter().collect());
+                }
+                for pair in run.windows(2).filter(|_| unsegmented(run[0])) {
+                    out.insert(pair.iter().collect());
+                }
             }
-        })
-        .collect()
+        } else if w.len() > 3 && w.ends_with('s') && !w.ends_with("ss") {
+            out.insert(w[..w.len() - 1].to_string());
+        } else {
+            out.insert(w);
+        }
+    }
+    out
+}
+
+/// Hangul, kana and Han characters: scripts whose words are not delimited by spaces alone.
+fn unsegmented(c: char) -> bool {
+    matches!(c as u32, 0x1100..=0x11FF | 0x3040..=0x30FF | 0x3130..=0x318F | 0x3400..=0x4DBF
+        | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn korean_words_overlap_by_syllable_pairs() {
+        let answer = content_words("세종대왕입니다");
+        let passage = content_words("조선의 제4대 임금인 세종대왕이 1443년에 창제하였고");
+        let shared = answer.intersection(&passage).count();
+        assert_eq!(shared, 3, "{answer:?} {passage:?}");
+        assert!(content_words("Cyber Flag").contains("flag"));
+        let year = content_words("2011년부터");
+        assert!(year.contains("2011") && year.contains("년부"), "{year:?}");
+    }
 
     #[test]
     fn as_many_passages_as_fit_are_taken() {
@@ -1136,6 +1231,7 @@ mod tests {
         let q = "What malware did North Korea plant on government networks?";
         assert!(short_answer_mismatch(q, "by North Korea")
             .unwrap()
+            .to_string()
             .contains("only repeats"));
         assert!(short_answer_mismatch(q, "Andariel's loader").is_none());
         // Yes/no and either/or questions are answered in their own words.
@@ -1147,6 +1243,7 @@ mod tests {
         let how_many = "How many countries took part in the exercise?";
         assert!(short_answer_mismatch(how_many, "Singapore and Canada")
             .unwrap()
+            .to_string()
             .contains("quantity"));
         assert!(short_answer_mismatch(how_many, "25").is_none());
         assert!(short_answer_mismatch(how_many, "twenty-five").is_none());
@@ -1176,6 +1273,7 @@ mod tests {
         p[1].text = "The drill is in October. It was announced on the 10th.".into();
         assert!(short_answer_unquoted("October 10th", &p)
             .unwrap()
+            .to_string()
             .contains("no passage"));
         assert!(short_answer_unquoted("the 10th", &p).is_none());
         assert!(short_answer_unquoted("In October", &p).is_none());

@@ -148,17 +148,34 @@ fn f1_single(pred: &str, gold: &str) -> f64 {
 /// True if some normalised gold answer occurs in the normalised prediction as a whole run of
 /// tokens ("paris" is in "it is paris france", not in "parisian"). A gold answer that normalises
 /// to nothing (e.g. `"the"`) never matches, and empty `golds` give false.
+///
+/// A gold answer in Hangul, kana or Han characters is matched as a run of characters instead,
+/// spaces aside: Korean attaches particles to the word ("이종섭입니다" holds "이종섭"), and
+/// Chinese and Japanese do not separate words at all.
 pub fn contains_answer<S: AsRef<str>>(pred: &str, golds: &[S]) -> bool {
     let pred_norm = normalize_answer(pred);
     let pred_tokens: Vec<&str> = py_split(&pred_norm).collect();
+    let unspaced = |t: &str| t.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+    let pred_unspaced = unspaced(&pred_norm);
     golds.iter().any(|g| {
         let gold_norm = normalize_answer(g.as_ref());
         let gold_tokens: Vec<&str> = py_split(&gold_norm).collect();
-        !gold_tokens.is_empty()
-            && pred_tokens
-                .windows(gold_tokens.len())
-                .any(|w| w == gold_tokens.as_slice())
+        if gold_tokens.is_empty() {
+            return false;
+        }
+        if gold_norm.chars().any(unsegmented) {
+            return pred_unspaced.contains(&unspaced(&gold_norm));
+        }
+        pred_tokens
+            .windows(gold_tokens.len())
+            .any(|w| w == gold_tokens.as_slice())
     })
+}
+
+/// Hangul, kana and Han characters: scripts whose words are not delimited by spaces alone.
+fn unsegmented(c: char) -> bool {
+    matches!(c as u32, 0x1100..=0x11FF | 0x3040..=0x30FF | 0x3130..=0x318F | 0x3400..=0x4DBF
+        | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -385,6 +402,18 @@ pub fn mean<I: IntoIterator<Item = Option<f64>>>(values: I) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn korean_golds_match_inside_words() {
+        assert!(contains_answer(
+            "국방부 장관은 이종섭입니다. [1]",
+            &["이종섭"]
+        ));
+        assert!(contains_answer("2011년부터 열렸습니다", &["2011년"]));
+        assert!(!contains_answer("국방부 장관은 최병옥입니다", &["이종섭"]));
+        // Latin golds keep whole-token matching.
+        assert!(!contains_answer("parisian", &["paris"]));
+    }
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12

@@ -85,6 +85,7 @@ pub fn markdown(r: &EvalReport) -> String {
     if let Some(c) = &r.verify_calibration {
         out.push_str(&format!("\n{}\n", calibration_line(c)));
     }
+    out.push_str(&declines_table(&r.questions));
     out.push_str("\n## Questions\n\n| id | kind | question | gold | answer | short answer | cited | hit@5 | F1 | contains | cite prec | verify margin | ok |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for q in &r.questions {
         let cited: Vec<String> = q
@@ -111,6 +112,27 @@ pub fn markdown(r: &EvalReport) -> String {
                 .map_or("-".to_string(), |m| format!("{m:.2}")),
             if ok { "yes" } else { "**no**" }
         ));
+    }
+    out
+}
+
+/// How many questions each check declined, by kind of question: what every check earns (an
+/// unanswerable one declined) and costs (an answerable one declined).
+pub fn declines_table(questions: &[QuestionResult]) -> String {
+    let mut out = String::from(
+        "\n## Declines by check\n\n| check | unanswerable declined | answerable declined |\n|---|---|---|\n",
+    );
+    let count = |kind: &str, answerable: bool| {
+        questions
+            .iter()
+            .filter(|q| q.kind.is_answerable() == answerable && q.decline == Some(kind))
+            .count()
+    };
+    for kind in crate::answer::Decline::KINDS {
+        let (u, a) = (count(kind, false), count(kind, true));
+        if u + a > 0 {
+            out.push_str(&format!("| {kind} | {u} | {a} |\n"));
+        }
     }
     out
 }

@@ -60,8 +60,14 @@ pub struct QuestionResult {
     pub draft: String,
     pub abstained: bool,
     pub abstain_reason: Option<String>,
+    /// The kind of [`crate::answer::Decline`] that declined it.
+    pub decline: Option<&'static str>,
     /// The verification step's margin, log P(Yes) - log P(No), when it ran.
     pub verify_margin: Option<f32>,
+    /// The question-and-answer claim's margin, when it ran.
+    pub answer_margin: Option<f32>,
+    /// What of the question's constraints the answer's passage lacks.
+    pub coverage: Option<crate::answer::constraints::Coverage>,
     pub retrieved: Vec<SpanRecord>,
     pub cited: Vec<SpanRecord>,
     pub dropped_citations: usize,
@@ -199,10 +205,19 @@ fn score_item<'g>(
     withheld: bool,
     index: &Index,
     embedder: &dyn Embedder,
-    generator: Option<&mut (dyn Generator + 'g)>,
+    mut generator: Option<&mut (dyn Generator + 'g)>,
     cfg: &AskConfig,
 ) -> Result<QuestionResult, EvalError> {
     let started = std::time::Instant::now();
+    // A question in another script is retrieved by its English translation when a generator
+    // can make one.
+    let query = match generator.as_deref_mut() {
+        Some(g) => pipeline::understand(&item.question, g).map_err(|source| EvalError::Ask {
+            id: item.id.clone(),
+            source,
+        })?,
+        None => pipeline::Query::plain(&item.question),
+    };
     let span_of = |i: usize| {
         let c = &index.chunks[i];
         Span::new(c.doc.to_string(), c.start..c.end)
@@ -211,11 +226,16 @@ fn score_item<'g>(
         k: METRIC_DEPTH.max(cfg.retrieval.k) + if withheld { WITHHELD_SLACK } else { 0 },
         ..cfg.retrieval.clone()
     };
-    let mut ranked = index::retrieve(index, embedder, &item.question, &deep).map_err(|source| {
-        EvalError::Retrieval {
-            id: item.id.clone(),
-            source,
-        }
+    let mut ranked = index::retrieve_texts(
+        index,
+        embedder,
+        query.dense_text(),
+        &query.bm25_text(),
+        &deep,
+    )
+    .map_err(|source| EvalError::Retrieval {
+        id: item.id.clone(),
+        source,
     })?;
     let on_gold = |s: &Span| gold.iter().any(|g| g.overlaps(s));
     if withheld {
@@ -258,7 +278,10 @@ fn score_item<'g>(
         draft: String::new(),
         abstained: false,
         abstain_reason: None,
+        decline: None,
         verify_margin: None,
+        answer_margin: None,
+        coverage: None,
         retrieved: ranked
             .iter()
             .take(cfg.retrieval.k)
@@ -283,26 +306,22 @@ fn score_item<'g>(
         return Ok(result);
     };
     ranked.truncate(cfg.retrieval.k);
-    let outcome = pipeline::answer_hits(
-        &item.question,
-        ranked,
-        index,
-        generator,
-        cfg,
-        started,
-        &mut |_| {},
-    )
-    .map_err(|source| EvalError::Ask {
-        id: item.id.clone(),
-        source,
-    })?;
+    let outcome =
+        pipeline::answer_hits(&query, ranked, index, generator, cfg, started, &mut |_| {})
+            .map_err(|source| EvalError::Ask {
+                id: item.id.clone(),
+                source,
+            })?;
     let checked = &outcome.checked;
     result.answer = checked.text.clone();
     result.short_answer = outcome.short_answer.clone();
     result.draft = outcome.draft.clone();
     result.abstained = checked.abstained;
-    result.abstain_reason = checked.abstain_reason.clone();
+    result.abstain_reason = checked.abstain_reason.as_ref().map(ToString::to_string);
+    result.decline = checked.abstain_reason.as_ref().map(|d| d.kind());
     result.verify_margin = outcome.verify_margin;
+    result.answer_margin = outcome.answer_margin;
+    result.coverage = outcome.coverage.clone();
     result.dropped_citations = checked.dropped.len();
     result.invalid_shown = checked
         .cited

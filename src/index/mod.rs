@@ -749,6 +749,19 @@ pub fn retrieve(
     question: &str,
     cfg: &RetrievalConfig,
 ) -> Result<Vec<Hit>, IndexError> {
+    retrieve_texts(index, embedder, question, question, cfg)
+}
+
+/// [`retrieve`] with one text for the dense retriever and another for BM25 (a question's
+/// English translation and the question as written beside it).
+pub fn retrieve_texts(
+    index: &Index,
+    embedder: &dyn Embedder,
+    dense_text: &str,
+    bm25_text: &str,
+    cfg: &RetrievalConfig,
+) -> Result<Vec<Hit>, IndexError> {
+    let question = dense_text;
     let depth = cfg.depth.max(cfg.k);
     let dense = if cfg.mode == RetrievalMode::Bm25 {
         Vec::new()
@@ -759,7 +772,7 @@ pub fn retrieve(
     let sparse = if cfg.mode == RetrievalMode::Dense {
         Vec::new()
     } else {
-        index.bm25_search(question, depth)
+        index.bm25_search(bm25_text, depth)
     };
     let lookup = |list: &[(usize, f32)], i: usize| {
         list.iter()

@@ -27,8 +27,8 @@ use crate::models::{LocalModel, ModelRole, Store, StoreError};
 use crate::pipeline::{self, AskConfig, AskError};
 
 pub use report::{
-    AbstainReason, AskReport, AskTimings, Citation, EmbedderRef, Excerpt, GeneratorRef, ModelsUsed,
-    Retrieved, SearchHit, SearchReport, StatusReport,
+    AskReport, AskTimings, Citation, EmbedderRef, Excerpt, GeneratorRef, ModelsUsed, Retrieved,
+    SearchHit, SearchReport, StatusReport,
 };
 pub use settings::{
     default_threads, CorpusSettings, GeneratorSettings, Settings, VerifyPolicy, WorkerCommand,

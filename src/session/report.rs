@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::answer::constraints::Coverage;
+use crate::answer::Decline;
 use crate::corpus::{Chunk, ChunkId, DocId};
 use crate::index::{Hit, Index, RankScore, RetrievalMode};
 use crate::pipeline::AskOutcome;
@@ -17,14 +19,24 @@ pub struct AskReport {
     pub answer: String,
     pub short_answer: Option<String>,
     pub abstained: bool,
-    /// Why docqa declined, as the answer checks name it (serialised as their type says).
-    pub abstain_reason: AbstainReason,
+    /// Why docqa declined, in words.
+    pub abstain_reason: Option<String>,
+    /// Why docqa declined, as the check that declined names it (serialised as its type says).
+    pub decline: Option<Decline>,
     /// The sources the shown answer cites, numbered as its markers are.
     pub citations: Vec<Citation>,
     pub dropped_citations: Vec<crate::answer::DroppedCitation>,
     pub sentences: Vec<crate::answer::CheckedSentence>,
     pub draft: String,
+    /// A question in another script, translated for retrieval.
+    pub question_english: Option<String>,
+    /// The answer in English, when the question was translated.
+    pub answer_english: Option<String>,
     pub verify_margin: Option<f32>,
+    /// The question-and-answer claim's margin, when that check ran.
+    pub answer_margin: Option<f32>,
+    /// What of the question's constraints the answer's passage lacks.
+    pub coverage: Option<Coverage>,
     pub passages_used: usize,
     pub passages_retrieved: usize,
     pub retrieval: Vec<Retrieved>,
@@ -32,9 +44,6 @@ pub struct AskReport {
     pub models: ModelsUsed,
     pub timings: AskTimings,
 }
-
-/// The type of [`crate::answer::CheckedAnswer::abstain_reason`], passed through untouched.
-pub type AbstainReason = Option<String>;
 
 /// A cited passage.
 #[derive(Debug, Clone, Serialize)]
@@ -133,12 +142,17 @@ impl AskReport {
             answer: o.checked.text,
             short_answer: o.short_answer,
             abstained: o.checked.abstained,
-            abstain_reason: o.checked.abstain_reason,
+            abstain_reason: o.checked.abstain_reason.as_ref().map(ToString::to_string),
+            decline: o.checked.abstain_reason,
             citations,
             dropped_citations: o.checked.dropped,
             sentences: o.checked.sentences,
             draft: o.draft,
+            question_english: o.question_english,
+            answer_english: o.answer_english,
             verify_margin: o.verify_margin,
+            answer_margin: o.answer_margin,
+            coverage: o.coverage,
             passages_used: o.passages_used,
             passages_retrieved: o.hits.len(),
             retrieval,
