@@ -47,8 +47,12 @@ struct Server {
 
 impl Server {
     fn start(docs: &Path, index: &Path, extra: &[&str]) -> Server {
+        Server::start_at("127.0.0.1:0", docs, index, extra)
+    }
+
+    fn start_at(addr: &str, docs: &Path, index: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_docqa"))
-            .args(["serve", "--addr", "127.0.0.1:0", "-k", "2", "--corpus"])
+            .args(["serve", "--addr", addr, "-k", "2", "--corpus"])
             .arg(docs)
             .arg("--index")
             .arg(index)
@@ -71,7 +75,8 @@ impl Server {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.to_string());
+                    // Every address of this machine includes loopback.
+                    let _ = tx.send(addr.replace("0.0.0.0", "127.0.0.1"));
                 }
                 lines.lock().unwrap().push(line);
             }
@@ -459,4 +464,33 @@ fn a_non_loopback_address_needs_a_token() {
     assert!(stderr.contains("--token"), "{stderr}");
     // Refused before anything loaded: no index was built.
     assert!(!index.exists());
+}
+
+#[test]
+fn with_a_token_any_address_serves_and_every_request_must_send_it() {
+    let (_tmp, docs, index) = corpus();
+    let mut server = Server::start_at("0.0.0.0:0", &docs, &index, &["--token", "s3cret"]);
+    let status = |req: ureq::Request| match req.call() {
+        Ok(r) => (r.status(), r.into_json::<Value>().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_json::<Value>().unwrap()),
+        Err(e) => panic!("{e}"),
+    };
+    let (code, v) = status(agent().get(&server.url("/health")));
+    assert_eq!(code, 401, "{v:#}");
+    assert_eq!(v["error"]["kind"], "unauthorized");
+    let (code, _) = status(
+        agent()
+            .get(&server.url("/health"))
+            .set("Authorization", "Bearer wrong"),
+    );
+    assert_eq!(code, 401);
+    let (code, v) = status(
+        agent()
+            .get(&server.url("/health"))
+            .set("Authorization", "Bearer s3cret"),
+    );
+    assert_eq!(code, 200, "{v:#}");
+    assert_eq!(v["status"], "ok");
+    server.sigterm();
+    assert!(server.wait(Duration::from_secs(60)).success());
 }
