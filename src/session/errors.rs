@@ -178,12 +178,12 @@ fn session_kind(e: &SessionError) -> Option<ErrorKind> {
         SessionError::Model(e) => store_kind(e),
         SessionError::Index(e) => index_kind(e),
         SessionError::Indexing { .. } => return None,
+        SessionError::ReadFile { .. } => ErrorKind::Io,
         SessionError::Embed(_) => ErrorKind::Embedding,
         SessionError::Generate(_) => ErrorKind::Generation,
         SessionError::Ask(e) => ask_kind(e),
-        SessionError::NoSuchChunk(_)
-        | SessionError::NoSuchFile(_)
-        | SessionError::BadRange { .. } => ErrorKind::NotFound,
+        SessionError::NoSuchChunk(_) | SessionError::NoSuchFile(_) => ErrorKind::NotFound,
+        SessionError::BadRange { .. } => ErrorKind::BadRequest,
     })
 }
 

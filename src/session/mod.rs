@@ -63,6 +63,13 @@ pub enum SessionError {
     /// `get` named a file that is not in the corpus.
     #[error("no file {0} in the corpus (paths are relative to the corpus folder, as `search` prints them)")]
     NoSuchFile(String),
+    /// A corpus file the index holds could not be read (`get`).
+    #[error("cannot read {}: {source}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// `get` asked for a range outside the file's text.
     #[error("{file}: {what} is outside its text ({len})")]
     BadRange {
@@ -433,8 +440,8 @@ impl Session {
             Some(t) => t.to_string(),
             None => {
                 let path = self.settings.corpus.dir.join(doc.as_str());
-                let bytes = std::fs::read(&path).map_err(|source| CorpusError::ReadDir {
-                    dir: path.clone(),
+                let bytes = std::fs::read(&path).map_err(|source| SessionError::ReadFile {
+                    path: path.clone(),
                     source,
                 })?;
                 let raw = String::from_utf8_lossy(&bytes).into_owned();
