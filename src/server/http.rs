@@ -603,3 +603,41 @@ async fn embeddings(State(state): State<Arc<AppState>>, body: Bytes) -> Result<R
     }))
     .into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(addr: &str, token: Option<&str>) -> ServeOptions {
+        ServeOptions {
+            addr: addr.parse().unwrap(),
+            token: token.map(str::to_string),
+            queue: DEFAULT_QUEUE,
+        }
+    }
+
+    #[test]
+    fn only_loopback_is_served_without_a_token() {
+        assert!(opts("127.0.0.1:8765", None).check().is_ok());
+        assert!(opts("[::1]:8765", None).check().is_ok());
+        for addr in ["0.0.0.0:8765", "192.168.1.4:80", "[::]:8765"] {
+            let err = opts(addr, None).check().unwrap_err();
+            assert!(matches!(err, ServeError::NeedsToken(_)), "{addr}: {err}");
+            // An empty token is no token.
+            assert!(opts(addr, Some("")).check().is_err(), "{addr}");
+            assert!(opts(addr, Some("s3cret")).check().is_ok(), "{addr}");
+        }
+    }
+
+    #[test]
+    fn chat_content_is_a_string_or_text_parts() {
+        let m: ChatMessage =
+            serde_json::from_str(r#"{"role": "user", "content": "Who?"}"#).unwrap();
+        assert_eq!(m.content.text(), "Who?");
+        let m: ChatMessage = serde_json::from_str(
+            r#"{"role": "user", "content": [{"type": "text", "text": "Who"}, {"type": "image_url"}, {"type": "text", "text": "met?"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(m.content.text(), "Who\nmet?");
+    }
+}
