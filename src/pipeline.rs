@@ -45,9 +45,9 @@ pub struct AskConfig {
     /// below this value (`-inf` measures the margin without ever declining). `None` skips the
     /// step. See [`DEFAULT_VERIFY_THRESHOLD`].
     pub verify_threshold: Option<f32>,
-    /// With verification on, also score the question and its answer as one claim against the
-    /// passage ([`answer::answer_claim_prompt`]).
-    pub answer_claim: bool,
+    /// Decline when the passages an answer stands on lack a name or number of the question
+    /// ([`answer::constraints`]).
+    pub check_constraints: bool,
 }
 
 /// The verification margin below which `--verify` declines, unless set otherwise.
@@ -63,7 +63,7 @@ impl Default for AskConfig {
             short_answer_tokens: 24,
             one_sentence: true,
             verify_threshold: None,
-            answer_claim: true,
+            check_constraints: true,
         }
     }
 }
@@ -87,6 +87,21 @@ pub struct Timings {
     pub total_ms: f64,
 }
 
+/// The three judgements of verification, each a margin log P(Yes) - log P(No) of the model's
+/// one-token reply, on the passages the answer stands on. Summed, they separate answerable from
+/// unanswerable SQuAD 2.0 questions better than any one of them (docs/decisions.md,
+/// "Declining").
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct VerifyParts {
+    /// Does the text state the drafted sentence ([`answer::verify_prompt`])?
+    pub claim: f32,
+    /// Does the text give the short answer as the answer to this exact question
+    /// ([`answer::answer_claim_prompt`])?
+    pub answer: f32,
+    /// Does the text answer this exact question at all ([`answer::answerable_prompt`])?
+    pub question: f32,
+}
+
 /// The outcome of one question.
 #[derive(Debug, Clone, Serialize)]
 pub struct AskOutcome {
@@ -106,12 +121,11 @@ pub struct AskOutcome {
     pub short_answer: Option<String>,
     /// The model's raw reply (empty when docqa abstained before generating).
     pub draft: String,
-    /// The verification step's margin, log P(Yes) - log P(No) that the passage states the
-    /// answer; `None` when the step did not run.
+    /// The verification margin: the sum of [`VerifyParts`], compared with the threshold;
+    /// `None` when the step did not run.
     pub verify_margin: Option<f32>,
-    /// The margin log P(Yes) - log P(No) that the passage gives the short answer (or the
-    /// sentence) as the answer to the question; `None` when the step did not run.
-    pub answer_margin: Option<f32>,
+    /// The three judgements the verification margin adds up.
+    pub verify_parts: Option<VerifyParts>,
     /// What of the question's constraints the passage the answer stands on lacks; `None`
     /// when no sentence was supported.
     pub coverage: Option<answer::constraints::Coverage>,
@@ -317,7 +331,7 @@ pub fn answer_hits(
             short_answer: None,
             draft: String::new(),
             verify_margin: None,
-            answer_margin: None,
+            verify_parts: None,
             coverage: None,
             timings,
         });
@@ -401,7 +415,7 @@ pub fn answer_hits(
         }
     }
     let mut verify_margin = None;
-    let mut answer_margin = None;
+    let mut verify_parts = None;
     let mut coverage = None;
     // A passage that holds a name or number of the question which the answer's sources lack
     // becomes a source too: an answer drawn from two documents cites both.
@@ -411,27 +425,44 @@ pub fn answer_hits(
         }
     }
     if let Some((sentence, source)) = answer::first_supported(&checked) {
-        let passage = &passages[source];
         let sources = answer::supported_sources(&checked).unwrap_or_default();
         let held: Vec<&Passage> = sources.iter().map(|&i| &passages[i]).collect();
-        coverage = Some(answer::constraints::coverage_by(question, &held));
-        if let Some(threshold) = cfg.verify_threshold {
-            let margin = verify_margin_of(
-                generator,
-                &mut clock,
-                &answer::verify_prompt(&passage.text, sentence),
-                &mut timings,
-            )?;
-            verify_margin = Some(margin);
-            if cfg.answer_claim {
-                let claim = short_answer.as_deref().unwrap_or(sentence);
-                answer_margin = Some(verify_margin_of(
-                    generator,
-                    &mut clock,
-                    &answer::answer_claim_prompt(&passage.text, question, claim),
-                    &mut timings,
-                )?);
+        let cov = answer::constraints::coverage_by(question, &held);
+        if cfg.check_constraints && cov.misses_specifics() {
+            let mut missing = cov.missing_numbers.clone();
+            missing.extend(cov.missing_names.iter().cloned());
+            short_answer = None;
+            checked = checked.declined(answer::Decline::QuestionNotCovered {
+                passage: source,
+                missing,
+            });
+        } else if let Some(threshold) = cfg.verify_threshold {
+            // The passages the answer stands on, as one text: two when it drew on two documents.
+            let text: Vec<&str> = held.iter().map(|p| p.text.as_str()).collect();
+            let text = text.join("\n");
+            let claim = short_answer.as_deref().unwrap_or(sentence);
+            let judged = [
+                (answer::verify_prompt(&text, sentence), 1),
+                (
+                    answer::answer_claim_prompt(&text, question, claim),
+                    answer::answer_claim_shared_messages(),
+                ),
+                (
+                    answer::answerable_prompt(&text, question),
+                    answer::answerable_shared_messages(),
+                ),
+            ];
+            let mut parts = [0.0f32; 3];
+            for (part, (prompt, shared)) in parts.iter_mut().zip(&judged) {
+                *part = verify_margin_of(generator, &mut clock, prompt, *shared, &mut timings)?;
             }
+            let margin: f32 = parts.iter().sum();
+            verify_margin = Some(margin);
+            verify_parts = Some(VerifyParts {
+                claim: parts[0],
+                answer: parts[1],
+                question: parts[2],
+            });
             if margin < threshold {
                 short_answer = None;
                 checked = checked.declined(answer::Decline::NotVerified {
@@ -441,6 +472,7 @@ pub fn answer_hits(
                 });
             }
         }
+        coverage = Some(cov);
     }
     let answer_english = match reply_language {
         Some(script) => Some(translate_answer(
@@ -464,7 +496,7 @@ pub fn answer_hits(
         short_answer,
         draft: generation.text,
         verify_margin,
-        answer_margin,
+        verify_parts,
         coverage,
         timings,
     })
@@ -516,12 +548,13 @@ fn verify_margin_of(
     generator: &mut dyn Generator,
     clock: &mut GenClock,
     prompt: &crate::generate::Prompt,
+    shared_prefix_messages: usize,
     timings: &mut Timings,
 ) -> Result<f32, AskError> {
     let opts = GenOptions {
         max_tokens: 1,
         score_first: vec![answer::VERDICT_YES.into(), answer::VERDICT_NO.into()],
-        shared_prefix_messages: 1,
+        shared_prefix_messages,
         ..Default::default()
     };
     let verdict = clock.generate(generator, prompt, &opts, &mut |_| {})?;

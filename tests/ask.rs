@@ -537,8 +537,9 @@ fn a_verification_margin_below_the_threshold_makes_docqa_decline() {
     };
     let hits = index::retrieve(&index, embedder(), NAKASONE_Q, &cfg.retrieval).unwrap();
     let sentence = verbatim_sentence(&index, &hits);
+    // Calls: the draft, the short answer, then the three judgements verification adds up.
     let run = |verdict: &'static str, cfg: &AskConfig| {
-        let mut g = Scripted::new(&[&format!("{sentence} [1]"), verdict, "General Paul Nakasone"]);
+        let mut g = Scripted::new(&[&format!("{sentence} [1]"), "General Paul Nakasone", verdict]);
         let o = pipeline::ask(NAKASONE_Q, &index, embedder(), &mut g, cfg, &mut |_| {}).unwrap();
         (o, g.prompts.len())
     };
@@ -546,7 +547,12 @@ fn a_verification_margin_below_the_threshold_makes_docqa_decline() {
     assert!(no.checked.abstained, "{:#?}", no.checked);
     assert_eq!(no.checked.text, ABSTAIN_TEXT);
     assert!(no.checked.cited.is_empty());
-    assert_eq!(no.verify_margin, Some(-4.0));
+    assert_eq!(no.verify_margin, Some(-12.0));
+    let parts = no.verify_parts.expect("verification ran");
+    assert_eq!(
+        (parts.claim, parts.answer, parts.question),
+        (-4.0, -4.0, -4.0)
+    );
     assert!(
         matches!(
             no.checked.abstain_reason,
@@ -555,13 +561,17 @@ fn a_verification_margin_below_the_threshold_makes_docqa_decline() {
         "{:?}",
         no.checked.abstain_reason
     );
-    assert_eq!(no.short_answer, None);
-    assert_eq!(calls, 2, "a declined answer needs no short answer");
+    assert_eq!(
+        no.short_answer, None,
+        "a declined answer shows no short answer"
+    );
+    assert_eq!(calls, 5);
 
     let (yes, calls) = run("Yes.", &cfg);
     assert!(!yes.checked.abstained, "{:#?}", yes.checked);
-    assert_eq!(yes.verify_margin, Some(4.0));
-    assert_eq!(calls, 3);
+    assert_eq!(yes.verify_margin, Some(12.0));
+    assert_eq!(yes.short_answer.as_deref(), Some("General Paul Nakasone"));
+    assert_eq!(calls, 5);
 
     // A threshold below the margin keeps the answer and reports the margin.
     let lenient = AskConfig {
@@ -570,12 +580,12 @@ fn a_verification_margin_below_the_threshold_makes_docqa_decline() {
     };
     let (measured, calls) = run("No", &lenient);
     assert!(!measured.checked.abstained, "{:#?}", measured.checked);
-    assert_eq!(measured.verify_margin, Some(-4.0));
-    assert_eq!(calls, 3);
+    assert_eq!(measured.verify_margin, Some(-12.0));
+    assert_eq!(calls, 5);
 
-    // Without verification the second call is the short answer's.
+    // Without verification the second call is the short answer's, and the last.
     let off = AskConfig::default();
-    let (skipped, calls) = run("General Paul Nakasone", &off);
+    let (skipped, calls) = run("No", &off);
     assert!(!skipped.checked.abstained, "{:#?}", skipped.checked);
     assert_eq!(skipped.verify_margin, None);
     assert_eq!(calls, 2);

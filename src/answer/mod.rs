@@ -195,21 +195,140 @@ pub fn verify_prompt(passage: &str, claim: &str) -> Prompt {
     )
 }
 
+/// The text of the worked examples of [`answer_claim_prompt`]: invented, about neither eval
+/// set.
+const HARBOUR: &str = "The old harbour of Velm was rebuilt by the engineer Ana Ferreira in 1932. \
+It was closed for repairs in 1987 and reopened two years later. Fishing boats still use its \
+northern pier, while the southern pier serves ferries.";
+
+/// Worked examples shown before the real answer-claim request: (question, proposed answer,
+/// verdict). Half are near misses of the kinds questions written to deceive use: a changed
+/// qualifier, a swapped entity, a negation, an antonym, a number the text gives for something
+/// else. The other half are plain matches, so the examples favour neither reply.
+const ANSWER_CLAIM_EXAMPLES: &[(&str, &str, &str)] = &[
+    (
+        "Who rebuilt the old harbour of Velm?",
+        "Ana Ferreira",
+        VERDICT_YES,
+    ),
+    (
+        "Who rebuilt the old lighthouse of Velm?",
+        "Ana Ferreira",
+        VERDICT_NO,
+    ),
+    ("When was the harbour closed for good?", "1987", VERDICT_NO),
+    (
+        "Which pier do the fishing boats use?",
+        "its northern pier",
+        VERDICT_YES,
+    ),
+    (
+        "Which pier is not used by ferries?",
+        "the southern pier",
+        VERDICT_NO,
+    ),
+    ("How long was the harbour closed?", "two years", VERDICT_YES),
+    (
+        "What was rebuilt in 1987?",
+        "the old harbour of Velm",
+        VERDICT_NO,
+    ),
+    ("In what year was the harbour rebuilt?", "1932", VERDICT_YES),
+];
+
+fn answer_claim_request(passage: &str, question: &str, answer: &str) -> String {
+    format!(
+        "Text: {passage}\nQuestion: {question}\nProposed answer: {answer}\nDoes the text say \
+that the proposed answer answers exactly this question, every detail of the question \
+included? Reply Yes or No."
+    )
+}
+
+/// How many leading messages every [`answer_claim_prompt`] shares (the system message and the
+/// worked examples).
+pub fn answer_claim_shared_messages() -> usize {
+    1 + 2 * ANSWER_CLAIM_EXAMPLES.len()
+}
+
 /// Asks whether one passage gives `answer` as the answer to `question`: the question and its
 /// answer scored as one claim, so the question's own constraints ("in 2023", "in the Sony
-/// hack") are checked with the answer rather than only the words the answer adds. Scored like
-/// [`verify_prompt`].
+/// hack") are checked with the answer rather than only the words the answer adds. Worked
+/// examples of near misses come first: without them a small model says "Yes" whenever the
+/// passage holds the question's words. Scored like [`verify_prompt`].
 pub fn answer_claim_prompt(passage: &str, question: &str, answer: &str) -> Prompt {
-    Prompt::new(
-        VERIFY_SYSTEM,
-        format!(
-            "Text: {}\n\nQuestion: {}\nProposed answer: {}\n\nDoes the text say that the \
-             proposed answer is the answer to this question? Reply Yes or No.",
-            one_line(passage),
-            one_line(question),
-            one_line(answer)
-        ),
+    let mut prompt = Prompt {
+        messages: vec![Message {
+            role: Role::System,
+            content: VERIFY_SYSTEM.into(),
+        }],
+    };
+    for (q, a, verdict) in ANSWER_CLAIM_EXAMPLES {
+        prompt.messages.push(Message {
+            role: Role::User,
+            content: answer_claim_request(HARBOUR, q, a),
+        });
+        prompt.messages.push(Message {
+            role: Role::Assistant,
+            content: (*verdict).to_string(),
+        });
+    }
+    prompt.messages.push(Message {
+        role: Role::User,
+        content: answer_claim_request(&one_line(passage), &one_line(question), &one_line(answer)),
+    });
+    prompt
+}
+
+/// Worked examples of [`answerable_prompt`]: (question, verdict), about [`HARBOUR`], half of
+/// them near misses.
+const ANSWERABLE_EXAMPLES: &[(&str, &str)] = &[
+    ("Who rebuilt the old harbour of Velm?", VERDICT_YES),
+    ("Who rebuilt the old lighthouse of Velm?", VERDICT_NO),
+    ("When was the harbour closed for good?", VERDICT_NO),
+    ("Which pier do the fishing boats use?", VERDICT_YES),
+    ("Which pier is not used by ferries?", VERDICT_NO),
+    ("How long was the harbour closed?", VERDICT_YES),
+    ("What was rebuilt in 1987?", VERDICT_NO),
+    ("In what year was the harbour rebuilt?", VERDICT_YES),
+];
+
+fn answerable_request(passage: &str, question: &str) -> String {
+    format!(
+        "Text: {passage}\nQuestion: {question}\nDoes the text answer exactly this question, \
+every detail of the question included? Reply Yes or No."
     )
+}
+
+/// How many leading messages every [`answerable_prompt`] shares.
+pub fn answerable_shared_messages() -> usize {
+    1 + 2 * ANSWERABLE_EXAMPLES.len()
+}
+
+/// Asks whether one passage answers `question` at all, the drafted answer not shown: a second
+/// view of the question's constraints, independent of what the draft made of them. Scored like
+/// [`verify_prompt`].
+pub fn answerable_prompt(passage: &str, question: &str) -> Prompt {
+    let mut prompt = Prompt {
+        messages: vec![Message {
+            role: Role::System,
+            content: VERIFY_SYSTEM.into(),
+        }],
+    };
+    for (q, verdict) in ANSWERABLE_EXAMPLES {
+        prompt.messages.push(Message {
+            role: Role::User,
+            content: answerable_request(HARBOUR, q),
+        });
+        prompt.messages.push(Message {
+            role: Role::Assistant,
+            content: (*verdict).to_string(),
+        });
+    }
+    prompt.messages.push(Message {
+        role: Role::User,
+        content: answerable_request(&one_line(passage), &one_line(question)),
+    });
+    prompt
 }
 
 /// The system message of [`verify_prompt`].
@@ -873,6 +992,11 @@ pub fn content_words(text: &str) -> BTreeSet<String> {
     use unicode_segmentation::UnicodeSegmentation;
     let mut out = BTreeSet::new();
     for w in text.unicode_words().map(str::to_lowercase) {
+        // A possessive is its noun: "Korea's" holds "Korea".
+        let w = match w.strip_suffix("'s").or_else(|| w.strip_suffix("\u{2019}s")) {
+            Some(noun) if !noun.is_empty() => noun.to_string(),
+            _ => w,
+        };
         if STOPWORDS.contains(&w.as_str()) {
             continue;
         }

@@ -55,6 +55,22 @@ pub struct Calibration {
     /// a gain, and a threshold so chosen on one corpus declined many correct answers on
     /// another).
     pub keeps_correct: Option<ThresholdPoint>,
+    /// The trade-off, sampled at up to [`CURVE_POINTS`] thresholds from `-inf` up: what each
+    /// declines, and the share of correct answers it keeps.
+    pub curve: Vec<CurvePoint>,
+}
+
+/// How many thresholds a report's curve shows.
+pub const CURVE_POINTS: usize = 12;
+
+/// One threshold of the trade-off curve.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct CurvePoint {
+    pub threshold: f32,
+    pub answerable_declined: f64,
+    pub unanswerable_declined: f64,
+    /// Share of the correctly answered questions (with a margin) it keeps.
+    pub correct_kept: f64,
 }
 
 /// Probability that a value of `pos` exceeds a value of `neg`, ties counting half; `None`
@@ -149,7 +165,30 @@ pub fn calibrate(cases: &[Judged], budget: f64) -> Calibration {
         .copied()
         .reduce(f32::min)
         .and_then(|lowest| points.iter().rfind(|p| p.threshold <= lowest).copied());
+    let kept = |t: f32| {
+        if correct.is_empty() {
+            return f64::NAN;
+        }
+        correct.iter().filter(|&&m| m >= t).count() as f64 / correct.len() as f64
+    };
+    let step = points.len().div_ceil(CURVE_POINTS).max(1);
+    let curve = points
+        .iter()
+        .step_by(step)
+        .chain(
+            points
+                .last()
+                .filter(|_| !(points.len() - 1).is_multiple_of(step)),
+        )
+        .map(|p| CurvePoint {
+            threshold: p.threshold,
+            answerable_declined: p.answerable_declined,
+            unanswerable_declined: p.unanswerable_declined,
+            correct_kept: kept(p.threshold),
+        })
+        .collect();
     Calibration {
+        curve,
         answerable_judged: pos.len(),
         unanswerable_judged: neg.len(),
         auc: auc(&pos, &neg),

@@ -84,6 +84,7 @@ pub fn markdown(r: &EvalReport) -> String {
     }
     if let Some(c) = &r.verify_calibration {
         out.push_str(&format!("\n{}\n", calibration_line(c)));
+        out.push_str(&curve_table(c));
     }
     out.push_str(&declines_table(&r.questions));
     out.push_str("\n## Questions\n\n| id | kind | question | gold | answer | short answer | cited | hit@5 | F1 | contains | cite prec | verify margin | ok |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
@@ -111,6 +112,20 @@ pub fn markdown(r: &EvalReport) -> String {
             q.verify_margin
                 .map_or("-".to_string(), |m| format!("{m:.2}")),
             if ok { "yes" } else { "**no**" }
+        ));
+    }
+    out
+}
+
+/// The verification trade-off: what each threshold declines and which correct answers it keeps.
+pub fn curve_table(c: &super::calibrate::Calibration) -> String {
+    let mut out = String::from(
+        "\n| threshold | answerable declined | unanswerable declined | correct answers kept |\n|---|---|---|---|\n",
+    );
+    for p in &c.curve {
+        out.push_str(&format!(
+            "| {:.3} | {:.3} | {:.3} | {:.3} |\n",
+            p.threshold, p.answerable_declined, p.unanswerable_declined, p.correct_kept
         ));
     }
     out

@@ -64,8 +64,8 @@ pub struct QuestionResult {
     pub decline: Option<&'static str>,
     /// The verification step's margin, log P(Yes) - log P(No), when it ran.
     pub verify_margin: Option<f32>,
-    /// The question-and-answer claim's margin, when it ran.
-    pub answer_margin: Option<f32>,
+    /// The judgements the verification margin adds up, when it ran.
+    pub verify_parts: Option<pipeline::VerifyParts>,
     /// What of the question's constraints the answer's passage lacks.
     pub coverage: Option<crate::answer::constraints::Coverage>,
     pub retrieved: Vec<SpanRecord>,
@@ -280,7 +280,7 @@ fn score_item<'g>(
         abstain_reason: None,
         decline: None,
         verify_margin: None,
-        answer_margin: None,
+        verify_parts: None,
         coverage: None,
         retrieved: ranked
             .iter()
@@ -320,7 +320,7 @@ fn score_item<'g>(
     result.abstain_reason = checked.abstain_reason.as_ref().map(ToString::to_string);
     result.decline = checked.abstain_reason.as_ref().map(|d| d.kind());
     result.verify_margin = outcome.verify_margin;
-    result.answer_margin = outcome.answer_margin;
+    result.verify_parts = outcome.verify_parts;
     result.coverage = outcome.coverage.clone();
     result.dropped_citations = checked.dropped.len();
     result.invalid_shown = checked

@@ -10,7 +10,7 @@ use crate::answer::constraints::Coverage;
 use crate::answer::Decline;
 use crate::corpus::{Chunk, ChunkId, DocId};
 use crate::index::{Hit, Index, RankScore, RetrievalMode};
-use crate::pipeline::AskOutcome;
+use crate::pipeline::{AskOutcome, VerifyParts};
 
 /// One question answered: what `docqa ask --json` prints and `POST /v1/ask` returns.
 #[derive(Debug, Clone, Serialize)]
@@ -33,8 +33,8 @@ pub struct AskReport {
     /// The answer in English, when the question was translated.
     pub answer_english: Option<String>,
     pub verify_margin: Option<f32>,
-    /// The question-and-answer claim's margin, when that check ran.
-    pub answer_margin: Option<f32>,
+    /// The judgements the verification margin adds up, when it ran.
+    pub verify_parts: Option<VerifyParts>,
     /// What of the question's constraints the answer's passage lacks.
     pub coverage: Option<Coverage>,
     pub passages_used: usize,
@@ -151,7 +151,7 @@ impl AskReport {
             question_english: o.question_english,
             answer_english: o.answer_english,
             verify_margin: o.verify_margin,
-            answer_margin: o.answer_margin,
+            verify_parts: o.verify_parts,
             coverage: o.coverage,
             passages_used: o.passages_used,
             passages_retrieved: o.hits.len(),
