@@ -12,6 +12,8 @@ pub mod index;
 pub mod kernels;
 pub mod models;
 pub mod pipeline;
+pub mod server;
+pub mod session;
 
 /// mimalloc keeps freed pages for reuse. With the system allocator every large tensor of a
 /// forward pass was a fresh `mmap` whose pages faulted in and were zeroed again (measured: about

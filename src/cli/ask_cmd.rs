@@ -4,12 +4,10 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Result;
-use docqa::generate::prefix_store::PrefixStore;
-use docqa::generate::{Generator, GgufGenerator};
-use docqa::models::{LocalModel, ModelRole, Store};
-use docqa::pipeline::{self, AskConfig, AskOutcome};
+use docqa::pipeline::AskConfig;
+use docqa::session::{AskReport, GeneratorSettings, Session, Settings, VerifyPolicy};
 
-use super::corpus_cmd::{chunk_location, snippet, CorpusArgs, Loaded, RetrievalArgs};
+use super::corpus_cmd::{chunk_location, snippet, Shown};
 use super::GlobalArgs;
 
 #[derive(clap::Args, Clone)]
@@ -52,59 +50,38 @@ pub struct GeneratorArgs {
 }
 
 impl GeneratorArgs {
-    /// The ask settings these flags and `retrieval` resolve to. Verification runs unless
-    /// `--no-verify`: at `--verify-threshold`, else at the generator's calibrated threshold
-    /// (`calibrated`, from its manifest), else at [`pipeline::DEFAULT_VERIFY_THRESHOLD`] when
-    /// `--verify` asks for it; a generator without a calibrated threshold skips it by default.
-    pub fn ask_config(
-        &self,
-        retrieval: docqa::index::RetrievalConfig,
-        calibrated: Option<f64>,
-    ) -> AskConfig {
-        let verify_threshold = if self.no_verify {
-            None
-        } else {
-            self.verify_threshold
-                .or(calibrated.map(|t| t as f32))
-                .or(self.verify.then_some(pipeline::DEFAULT_VERIFY_THRESHOLD))
+    /// The generator settings these flags resolve to. Verification runs unless `--no-verify`:
+    /// at `--verify-threshold`, else at the generator's calibrated threshold, else (with
+    /// `--verify`) at [`docqa::pipeline::DEFAULT_VERIFY_THRESHOLD`]; a generator without a
+    /// calibrated threshold skips it by default.
+    pub fn settings(&self) -> GeneratorSettings {
+        let verify = match (self.no_verify, self.verify_threshold, self.verify) {
+            (true, _, _) => VerifyPolicy::Off,
+            (false, Some(t), _) => VerifyPolicy::At(t),
+            (false, None, true) => VerifyPolicy::On,
+            (false, None, false) => VerifyPolicy::Auto,
         };
-        AskConfig {
-            retrieval,
+        GeneratorSettings {
+            model: self.model.clone(),
             max_tokens: self.max_tokens,
-            verify_threshold,
+            verify,
             one_sentence: !self.all_sentences,
-            ..AskConfig::default()
         }
     }
 }
 
-pub fn load_generator(
-    global: &GlobalArgs,
-    store: &Store,
-    name: &str,
-) -> Result<(GgufGenerator, LocalModel)> {
-    store.registry().get_role(name, ModelRole::Generator)?;
-    let model = store.ensure(name, global.fetch_options(), &mut global.progress_printer())?;
-    let (path, sha256) = model.runtime_gguf();
-    let mut generator = GgufGenerator::load(path, &candle_core::Device::Cpu)?;
-    generator.set_prefix_store(PrefixStore::new(store.root().join("prefixes"), sha256));
-    Ok((generator, model))
-}
-
 pub fn run(
     global: &GlobalArgs,
-    corpus: &CorpusArgs,
-    retrieval: &RetrievalArgs,
-    gen: &GeneratorArgs,
+    settings: Settings,
     question: &str,
     json: bool,
 ) -> Result<ExitCode> {
-    let started = std::time::Instant::now();
-    let loaded = corpus.load(global, false)?;
-    let store = global.store();
-    let (mut generator, gen_model) = load_generator(global, &store, &gen.model)?;
-    let load_ms = started.elapsed().as_secs_f64() * 1e3;
-    let cfg = gen.ask_config(retrieval.config(), gen_model.spec.verify_threshold);
+    let mut session = {
+        let mut events = Shown::new(global, &settings.corpus.dir);
+        let mut session = Session::open(settings, &mut events)?;
+        session.load_generator(&mut events)?;
+        session
+    };
     // The draft streams to a terminal as it is generated; the checked answer replaces it.
     let stream = !json && std::io::stdout().is_terminal();
     let mut on_token = |t: &str| {
@@ -117,157 +94,76 @@ pub fn run(
     if stream {
         eprint!("draft: ");
     }
-    let outcome = pipeline::ask(
-        question,
-        &loaded.index,
-        &loaded.embedder,
-        &mut generator,
-        &cfg,
-        &mut on_token,
-    )?;
+    let retrieval = session.settings().retrieval.clone();
+    let report = session.ask(question, retrieval, &mut on_token)?;
     if stream {
         eprintln!();
     }
-    if outcome.passages_used > 0 && outcome.passages_used < outcome.hits.len() {
+    if report.passages_used > 0 && report.passages_used < report.passages_retrieved {
         eprintln!(
             "note: the answer used the first {} of the {} passages retrieved; more would not fit \
              {}'s context of {} tokens with room for the answer",
-            outcome.passages_used,
-            outcome.hits.len(),
-            gen.model,
-            generator.context_length().unwrap_or(0)
+            report.passages_used,
+            report.passages_retrieved,
+            report.models.generator.name,
+            session.context_length().unwrap_or(0)
         );
     }
     if json {
-        let v = to_json(question, &loaded, &gen_model, &outcome, load_ms);
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_human(&loaded, &outcome);
+        print_human(&session, &report);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_human(loaded: &Loaded, o: &AskOutcome) {
-    println!("{}", o.checked.text);
-    if let Some(short) = &o.short_answer {
+fn print_human(session: &Session, r: &AskReport) {
+    println!("{}", r.answer);
+    if let Some(short) = &r.short_answer {
         println!("Short answer: {short}");
     }
     println!();
-    if o.checked.abstained {
-        if let Some(why) = &o.checked.abstain_reason {
+    if r.abstained {
+        if let Some(why) = &r.abstain_reason {
             eprintln!("(abstained: {why})");
         }
         println!("Closest passages:");
-        for h in o.hits.iter().take(3) {
-            let c = &loaded.index.chunks[h.index];
-            println!(
-                "  {}  {}  {}",
-                c.id,
-                chunk_location(c),
-                snippet(&c.text, 160)
-            );
+        for h in r.retrieval.iter().take(3) {
+            if let Some(c) = session.index().chunk(&h.id) {
+                println!(
+                    "  {}  {}  {}",
+                    c.id,
+                    chunk_location(c),
+                    snippet(&c.text, 160)
+                );
+            }
         }
     } else {
         println!("Sources:");
-        for &i in &o.checked.cited {
-            let c = &loaded.index.chunks[o.hits[i].index];
-            println!(
-                "  [{}] {}  {}  {}",
-                i + 1,
-                c.id,
-                chunk_location(c),
-                snippet(&c.text, 160)
-            );
+        for cite in &r.citations {
+            if let Some(c) = session.index().chunk(&cite.id) {
+                println!(
+                    "  [{}] {}  {}  {}",
+                    cite.n,
+                    c.id,
+                    chunk_location(c),
+                    snippet(&c.text, 160)
+                );
+            }
         }
     }
-    for d in &o.checked.dropped {
+    for d in &r.dropped_citations {
         eprintln!("dropped citation {}: {}", d.raw, d.reason);
     }
-    let t = &o.timings;
+    let t = &r.timings;
     eprintln!(
         "retrieval {:.0} ms, prompt {} tokens, prefill {:.1} tok/s, decode {:.1} tok/s, total {:.2} s",
         t.retrieval_ms,
         t.prompt_tokens,
         t.prefill_tok_s,
         t.decode_tok_s,
-        t.total_ms / 1e3
+        t.answer_ms / 1e3
     );
-}
-
-pub fn to_json(
-    question: &str,
-    loaded: &Loaded,
-    gen_model: &LocalModel,
-    o: &AskOutcome,
-    load_ms: f64,
-) -> serde_json::Value {
-    let citations: Vec<_> = o
-        .checked
-        .cited
-        .iter()
-        .map(|&i| {
-            let c = &loaded.index.chunks[o.hits[i].index];
-            serde_json::json!({
-                "n": i + 1,
-                "id": c.id,
-                "file": c.doc,
-                "page": c.page,
-                "start": c.start,
-                "end": c.end,
-                "title": c.title,
-                "text": c.text,
-            })
-        })
-        .collect();
-    let retrieved: Vec<_> = o
-        .hits
-        .iter()
-        .map(|h| {
-            let c = &loaded.index.chunks[h.index];
-            serde_json::json!({
-                "id": c.id, "file": c.doc, "page": c.page, "start": c.start, "end": c.end,
-                "score": h.score, "dense": h.dense, "bm25": h.bm25,
-            })
-        })
-        .collect();
-    let (gguf, gguf_sha) = gen_model.runtime_gguf();
-    serde_json::json!({
-        "question": question,
-        "answer": o.checked.text,
-        "short_answer": o.short_answer,
-        "abstained": o.checked.abstained,
-        "abstain_reason": o.checked.abstain_reason.as_ref().map(ToString::to_string),
-        "decline": o.checked.abstain_reason,
-        "citations": citations,
-        "dropped_citations": o.checked.dropped,
-        "sentences": o.checked.sentences,
-        "draft": o.draft,
-        "question_english": o.question_english,
-        "answer_english": o.answer_english,
-        "verify_margin": o.verify_margin,
-        "verify_parts": o.verify_parts,
-        "coverage": o.coverage,
-        "passages_used": o.passages_used,
-        "passages_retrieved": o.hits.len(),
-        "retrieval": retrieved,
-        "index": loaded.index_path,
-        "models": {
-            "generator": { "name": gen_model.spec.name, "file": gguf.file_name().map(|f| f.to_string_lossy().into_owned()), "sha256": gguf_sha },
-            "embedder": { "name": loaded.embedder_model.spec.name, "sha256": loaded.embedder_model.sha256("model.safetensors") },
-        },
-        "timings": {
-            "load_ms": load_ms,
-            "retrieval_ms": o.timings.retrieval_ms,
-            "prompt_tokens": o.timings.prompt_tokens,
-            "generated_tokens": o.timings.generated_tokens,
-            "prefill_ms": o.timings.prefill_ms,
-            "decode_ms": o.timings.decode_ms,
-            "prefill_tok_s": o.timings.prefill_tok_s,
-            "decode_tok_s": o.timings.decode_tok_s,
-            "answer_ms": o.timings.total_ms,
-            "total_ms": load_ms + o.timings.total_ms,
-        },
-    })
 }
 
 #[cfg(test)]
@@ -286,25 +182,13 @@ mod tests {
     }
 
     #[test]
-    fn verification_follows_the_calibrated_threshold_unless_told_otherwise() {
-        let r = docqa::index::RetrievalConfig::default;
-        let threshold = |verify, no_verify, given, calibrated| {
-            args(verify, no_verify, given)
-                .ask_config(r(), calibrated)
-                .verify_threshold
-        };
-        // On by default at the calibrated threshold; off by default without one.
-        assert_eq!(threshold(false, false, None, Some(-0.8)), Some(-0.8));
-        assert_eq!(threshold(false, false, None, None), None);
-        // --verify turns it on without a calibration; --no-verify turns it off.
-        assert_eq!(
-            threshold(true, false, None, None),
-            Some(pipeline::DEFAULT_VERIFY_THRESHOLD)
-        );
-        assert_eq!(threshold(false, true, None, Some(-0.8)), None);
-        // A given threshold wins.
-        assert_eq!(threshold(false, false, Some(1.5), Some(-0.8)), Some(1.5));
-        assert_eq!(threshold(false, false, Some(1.5), None), Some(1.5));
+    fn verification_flags_resolve_to_a_policy() {
+        let policy = |verify, no_verify, given| args(verify, no_verify, given).settings().verify;
+        assert_eq!(policy(false, false, None), VerifyPolicy::Auto);
+        assert_eq!(policy(true, false, None), VerifyPolicy::On);
+        assert_eq!(policy(false, true, None), VerifyPolicy::Off);
+        assert_eq!(policy(false, false, Some(1.5)), VerifyPolicy::At(1.5));
+        assert_eq!(policy(true, false, Some(1.5)), VerifyPolicy::At(1.5));
     }
 
     #[test]

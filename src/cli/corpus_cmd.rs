@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use docqa::embed::BertEmbedder;
 use docqa::index::{
-    self, BuildProgress, FusionMethod, Index, IndexSettings, RetrievalConfig, RetrievalMode,
-    UpdateOptions, UpdateReport,
+    self, BuildProgress, FusionMethod, IndexSettings, RetrievalConfig, RetrievalMode,
 };
-use docqa::models::{LocalModel, ModelRole, Store, DEFAULT_EMBEDDER};
+use docqa::models::DEFAULT_EMBEDDER;
+use docqa::session::{CorpusSettings, Events, Session, Settings};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::GlobalArgs;
@@ -83,30 +83,8 @@ impl RetrievalArgs {
     }
 }
 
-/// An embedder and the corpus index, both ready.
-pub struct Loaded {
-    pub embedder: BertEmbedder,
-    pub embedder_model: LocalModel,
-    pub index: Index,
-    pub index_path: PathBuf,
-}
-
-pub fn load_embedder(
-    global: &GlobalArgs,
-    store: &Store,
-    name: &str,
-) -> Result<(BertEmbedder, LocalModel)> {
-    store.registry().get_role(name, ModelRole::Embedder)?;
-    let model = store.ensure(name, global.fetch_options(), &mut global.progress_printer())?;
-    let threads = global.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
-    });
-    let embedder = BertEmbedder::from_model(name, &model)?.with_workers(worker_command, threads);
-    Ok((embedder, model))
-}
-
 /// Starts this same program as an embedding worker.
-fn worker_command() -> std::process::Command {
+pub fn worker_command() -> std::process::Command {
     let exe = std::env::current_exe().unwrap_or_else(|_| "docqa".into());
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("embed-worker");
@@ -144,96 +122,55 @@ impl CorpusArgs {
         Ok(())
     }
 
-    pub fn settings(&self) -> IndexSettings {
-        IndexSettings {
-            chunker: docqa::corpus::ChunkerConfig {
-                max_tokens: self.chunk_tokens,
-                overlap_tokens: self.chunk_overlap,
+    /// The corpus settings these flags resolve to, with the index under `cache` unless
+    /// `--index` names it.
+    pub fn settings(&self, cache: &Path) -> CorpusSettings {
+        CorpusSettings {
+            embedder: self.embedder.clone(),
+            index: IndexSettings {
+                chunker: docqa::corpus::ChunkerConfig {
+                    max_tokens: self.chunk_tokens,
+                    overlap_tokens: self.chunk_overlap,
+                },
+                embed_title: !self.no_embed_title,
             },
-            embed_title: !self.no_embed_title,
-        }
-    }
-
-    pub fn index_path(&self, store: &Store) -> PathBuf {
-        self.index
-            .clone()
-            .unwrap_or_else(|| index::default_index_path(store.root(), &self.corpus))
-    }
-
-    /// Loads the embedder and brings the corpus index up to date.
-    pub fn load(&self, global: &GlobalArgs, rebuild: bool) -> Result<Loaded> {
-        // Checked before the models load, so a mistyped path fails at once.
-        let dir = self.corpus.clone();
-        match std::fs::metadata(&dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(docqa::corpus::CorpusError::NotFound { dir }.into())
-            }
-            Ok(meta) if !meta.is_dir() => {
-                return Err(docqa::corpus::CorpusError::NotADirectory { dir }.into())
-            }
-            _ => {}
-        }
-        let store = global.store();
-        let index_path = self.index_path(&store);
-        // Before the models load: a path docqa must not write is refused at once.
-        index::check_index_path(&index_path)?;
-        let (embedder, embedder_model) = load_embedder(global, &store, &self.embedder)?;
-        let (index, report) = self
-            .build(global, &embedder, &index_path, rebuild)
-            .with_context(|| format!("indexing {}", self.corpus.display()))?;
-        // A few lines each run; `docqa index` lists them all.
-        const SHOWN: usize = 5;
-        for (file, why) in report.skipped_files.iter().take(SHOWN) {
-            tracing::warn!("skipped {file}: {why}");
-        }
-        if report.skipped_files.len() > SHOWN {
-            tracing::warn!(
-                "skipped {} more files (`docqa index` lists them)",
-                report.skipped_files.len() - SHOWN
-            );
-        }
-        if report.embedded_chunks > 0 {
-            tracing::info!(
-                "indexed {}: {} chunks ({} embedded, {} reused, {} files unchanged) in {:.1}s",
-                self.corpus.display(),
-                report.chunks,
-                report.embedded_chunks,
-                report.reused_chunks,
-                report.reused_files.len(),
-                report.seconds
-            );
-        }
-        Ok(Loaded {
-            embedder,
-            embedder_model,
-            index,
-            index_path,
-        })
-    }
-
-    /// Brings the index at `path` up to date, showing progress.
-    fn build(
-        &self,
-        global: &GlobalArgs,
-        embedder: &BertEmbedder,
-        path: &Path,
-        rebuild: bool,
-    ) -> Result<(Index, UpdateReport)> {
-        let opts = UpdateOptions {
-            rebuild,
             checkpoint_every: Duration::from_secs_f64(self.checkpoint_secs),
-        };
-        let mut meter = BuildMeter::new(global, &self.corpus);
-        let result = Index::update_with(
-            path,
-            &self.corpus,
-            embedder,
-            &self.settings(),
-            &opts,
-            &mut |p| meter.show(p),
-        );
-        meter.finish();
-        Ok(result?)
+            ..CorpusSettings::new(self.corpus.clone(), cache, self.index.clone())
+        }
+    }
+}
+
+/// What the command line shows while a session loads: model fetch lines and the index build's
+/// progress, on stderr, nothing under `--quiet`.
+pub struct Shown {
+    quiet: bool,
+    meter: BuildMeter,
+}
+
+impl Shown {
+    pub fn new(global: &GlobalArgs, corpus: &Path) -> Shown {
+        Shown {
+            quiet: global.quiet,
+            meter: BuildMeter::new(global, corpus),
+        }
+    }
+}
+
+impl Events for Shown {
+    fn fetch_line(&mut self, line: &str) {
+        if !self.quiet {
+            eprintln!("{line}");
+        }
+    }
+
+    fn build_progress(&mut self, p: &BuildProgress) {
+        self.meter.show(p);
+    }
+}
+
+impl Drop for Shown {
+    fn drop(&mut self) {
+        self.meter.finish();
     }
 }
 
@@ -335,19 +272,19 @@ pub fn progress_bar(global: &GlobalArgs, label: &str) -> ProgressBar {
 
 pub fn run_index(
     global: &GlobalArgs,
-    corpus: &CorpusArgs,
+    settings: &Settings,
     rebuild: bool,
     json: bool,
 ) -> Result<ExitCode> {
-    let store = global.store();
-    let path = corpus.index_path(&store);
-    index::check_index_path(&path)?;
-    let (embedder, _) = load_embedder(global, &store, &corpus.embedder)?;
-    let (index, report) = corpus.build(global, &embedder, &path, rebuild)?;
+    let path = &settings.corpus.index_path;
+    let (index, report) = {
+        let mut events = Shown::new(global, &settings.corpus.dir);
+        Session::index_only(settings, rebuild, &mut events)?
+    };
     if json {
         let v = serde_json::json!({
             "index": path,
-            "corpus": corpus.corpus,
+            "corpus": settings.corpus.dir,
             "embedder": index.embedder_id,
             "report": report,
         });
@@ -382,67 +319,39 @@ pub fn run_index(
 
 pub fn run_search(
     global: &GlobalArgs,
-    corpus: &CorpusArgs,
-    retrieval: &RetrievalArgs,
+    settings: Settings,
     question: &str,
     json: bool,
 ) -> Result<ExitCode> {
-    let loaded = corpus.load(global, false)?;
-    let started = std::time::Instant::now();
-    let hits = index::retrieve(
-        &loaded.index,
-        &loaded.embedder,
-        question,
-        &retrieval.config(),
-    )?;
-    let ms = started.elapsed().as_secs_f64() * 1e3;
+    let session = {
+        let mut events = Shown::new(global, &settings.corpus.dir);
+        Session::open(settings, &mut events)?
+    };
+    let report = session.search(question, &session.settings().retrieval)?;
     if json {
-        let hits: Vec<_> = hits
-            .iter()
-            .map(|h| {
-                let c = &loaded.index.chunks[h.index];
-                serde_json::json!({
-                    "id": c.id,
-                    "file": c.doc,
-                    "page": c.page,
-                    "start": c.start,
-                    "end": c.end,
-                    "title": c.title,
-                    "score": h.score,
-                    "dense": h.dense,
-                    "bm25": h.bm25,
-                    "text": c.text,
-                })
-            })
-            .collect();
-        let v = serde_json::json!({
-            "question": question,
-            "mode": retrieval.mode,
-            "retrieval_ms": ms,
-            "hits": hits,
-        });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        for (rank, h) in hits.iter().enumerate() {
-            let c = &loaded.index.chunks[h.index];
+        for (rank, h) in report.hits.iter().enumerate() {
             let fmt = |s: Option<index::RankScore>| {
                 s.map_or("-".to_string(), |s| format!("#{} {:.3}", s.rank, s.score))
             };
+            let c = session.index().chunk(&h.id).expect("a hit of this index");
             println!(
                 "{}. {}  {}  score {:.4}  (dense {}, bm25 {})",
                 rank + 1,
-                c.id,
+                h.id,
                 chunk_location(c),
                 h.score,
                 fmt(h.dense),
                 fmt(h.bm25)
             );
-            println!("   {}\n", snippet(&c.text, 240));
+            println!("   {}\n", snippet(&h.text, 240));
         }
         eprintln!(
-            "{} hits in {ms:.1} ms ({} mode)",
-            hits.len(),
-            retrieval.mode
+            "{} hits in {:.1} ms ({} mode)",
+            report.hits.len(),
+            report.retrieval_ms,
+            report.mode
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -5,13 +5,16 @@ mod corpus_cmd;
 mod errors;
 mod eval_cmd;
 mod models_cmd;
+mod serve_cmd;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
+use docqa::index::RetrievalConfig;
 use docqa::models::{FetchOptions, ModelRole, Registry, Store};
+use docqa::session::{GeneratorSettings, Settings};
 
 /// Exit codes: 0 success, 1 error, 2 usage error, 3 an eval threshold was missed.
 pub use errors::EXIT_ERROR;
@@ -140,6 +143,33 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve questions over HTTP: an OpenAI-compatible API and docqa's own, models loaded once
+    ///
+    /// Binds loopback by default; any other address needs a bearer token (--token or
+    /// DOCQA_TOKEN) that every request must then present. Routes: GET /health, GET /v1/models,
+    /// POST /v1/ask, /v1/search, /v1/chat/completions (also streamed), /v1/embeddings.
+    Serve {
+        #[command(flatten)]
+        serve: serve_cmd::ServeArgs,
+        #[command(flatten)]
+        corpus: corpus_cmd::CorpusArgs,
+        #[command(flatten)]
+        retrieval: corpus_cmd::RetrievalArgs,
+        #[command(flatten)]
+        generator: ask_cmd::GeneratorArgs,
+    },
+    /// Serve the corpus to an agent over the Model Context Protocol (stdio)
+    ///
+    /// Tools: ask (a checked answer with its sources), search, get (a chunk, or a file's byte
+    /// or line range) and status. See README, "MCP".
+    Mcp {
+        #[command(flatten)]
+        corpus: corpus_cmd::CorpusArgs,
+        #[command(flatten)]
+        retrieval: corpus_cmd::RetrievalArgs,
+        #[command(flatten)]
+        generator: ask_cmd::GeneratorArgs,
+    },
     /// Serve embedding requests on stdin/stdout (started by docqa itself when indexing)
     #[command(hide = true)]
     EmbedWorker,
@@ -164,7 +194,7 @@ impl Command {
                 models_cmd::ModelsCommand::List { json: true }
                     | models_cmd::ModelsCommand::Verify { json: true, .. }
             ),
-            Command::EmbedWorker => false,
+            Command::EmbedWorker | Command::Serve { .. } | Command::Mcp { .. } => false,
         }
     }
 
@@ -176,6 +206,8 @@ impl Command {
             Command::Index { corpus, .. } => Some(("index", corpus)),
             Command::Eval { corpus, .. } => Some(("eval", corpus)),
             Command::Compare { corpus, .. } => Some(("compare", corpus)),
+            Command::Serve { corpus, .. } => Some(("serve", corpus)),
+            Command::Mcp { corpus, .. } => Some(("mcp", corpus)),
             Command::Models { .. } | Command::EmbedWorker => None,
         }
     }
@@ -251,16 +283,15 @@ pub fn run() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return errors::report_clap(e, wants_json),
     };
-    init_tracing(cli.global.quiet);
     // A worker keeps the one thread its parent started it with.
     if let Some(n) = cli
         .global
         .threads
         .filter(|_| !matches!(cli.command, Command::EmbedWorker))
     {
-        // candle's CPU kernels size their thread pools from this variable.
-        std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
+        start_with_threads(n.max(1));
     }
+    init_tracing(cli.global.quiet);
     let result = match &cli.command {
         Command::Models { command } => models_cmd::run(&cli.global, command),
         Command::EmbedWorker => corpus_cmd::run_embed_worker(),
@@ -270,14 +301,26 @@ pub fn run() -> ExitCode {
             retrieval,
             generator,
             json,
-        } => ask_cmd::run(&cli.global, corpus, retrieval, generator, question, *json),
+        } => ask_cmd::run(
+            &cli.global,
+            cli.global
+                .settings(corpus, retrieval.config(), generator.settings()),
+            question,
+            *json,
+        ),
         Command::Eval {
             eval,
             corpus,
             retrieval,
             generator,
             json,
-        } => eval_cmd::run_eval(&cli.global, eval, corpus, retrieval, generator, *json),
+        } => eval_cmd::run_eval(
+            &cli.global,
+            eval,
+            cli.global
+                .settings(corpus, retrieval.config(), generator.settings()),
+            *json,
+        ),
         Command::Compare {
             compare,
             eval,
@@ -289,9 +332,8 @@ pub fn run() -> ExitCode {
             &cli.global,
             eval,
             compare,
-            corpus,
-            retrieval,
-            generator,
+            cli.global
+                .settings(corpus, retrieval.config(), generator.settings()),
             *json,
         ),
         Command::Search {
@@ -299,7 +341,13 @@ pub fn run() -> ExitCode {
             corpus,
             retrieval,
             json,
-        } => corpus_cmd::run_search(&cli.global, corpus, retrieval, question, *json),
+        } => corpus_cmd::run_search(
+            &cli.global,
+            cli.global
+                .settings(corpus, retrieval.config(), GeneratorSettings::default()),
+            question,
+            *json,
+        ),
         Command::Index {
             dir,
             corpus,
@@ -310,12 +358,62 @@ pub fn run() -> ExitCode {
             if let Some(dir) = dir {
                 corpus.corpus = dir.clone();
             }
-            corpus_cmd::run_index(&cli.global, &corpus, *rebuild, *json)
+            let settings = cli.global.settings(
+                &corpus,
+                RetrievalConfig::default(),
+                GeneratorSettings::default(),
+            );
+            corpus_cmd::run_index(&cli.global, &settings, *rebuild, *json)
         }
+        Command::Serve {
+            serve,
+            corpus,
+            retrieval,
+            generator,
+        } => serve_cmd::run_http(
+            serve,
+            cli.global
+                .settings(corpus, retrieval.config(), generator.settings()),
+        ),
+        Command::Mcp {
+            corpus,
+            retrieval,
+            generator,
+        } => serve_cmd::run_mcp(cli.global.settings(
+            corpus,
+            retrieval.config(),
+            generator.settings(),
+        )),
     };
     match result {
         Ok(code) => code,
         Err(e) => errors::report(&e, cli.command.json()),
+    }
+}
+
+/// The variable candle sizes its CPU thread pools from when it starts them.
+const POOL_THREADS_ENV: &str = "RAYON_NUM_THREADS";
+
+/// Makes sure this process runs its models on `n` threads. candle takes its pools' size only
+/// from [`POOL_THREADS_ENV`], read as the process starts them, and changing the environment of
+/// a running program is unsound once it has threads (`set_var` is unsafe in edition 2024). So
+/// when the process was not started with that value, it replaces itself (exec: same process
+/// ID, same arguments, so a signal sent to it still arrives) with the variable set; the library
+/// gets the count as a value in [`Settings::threads`].
+fn start_with_threads(n: usize) {
+    let wanted = n.to_string();
+    if std::env::var_os(POOL_THREADS_ENV).is_some_and(|v| v == wanted.as_str()) {
+        return;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let exe = std::env::current_exe().unwrap_or_else(|_| "docqa".into());
+        let err = std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .env(POOL_THREADS_ENV, &wanted)
+            .exec();
+        eprintln!("warning: could not restart with {POOL_THREADS_ENV}={wanted} ({err}): running on candle's default threads");
     }
 }
 
@@ -339,15 +437,47 @@ fn init_tracing(quiet: bool) {
 }
 
 impl GlobalArgs {
+    /// The cache folder: `--cache`, else `DOCQA_CACHE`, else the user's cache dir + `/docqa`.
+    pub fn cache(&self) -> PathBuf {
+        self.cache.clone().unwrap_or_else(Store::default_root)
+    }
+
     pub fn store(&self) -> Store {
-        let root = self.cache.clone().unwrap_or_else(Store::default_root);
-        Store::new(root, Registry::builtin())
+        Store::new(self.cache(), Registry::builtin())
     }
 
     pub fn fetch_options(&self) -> FetchOptions {
         FetchOptions {
             offline: self.offline,
             quiet: self.quiet,
+        }
+    }
+
+    /// The threads the models use: `--threads`, else `DOCQA_THREADS`, else every core.
+    pub fn threads(&self) -> usize {
+        self.threads
+            .unwrap_or_else(docqa::session::default_threads)
+            .max(1)
+    }
+
+    /// Every setting of a command that reads documents, resolved from its flags: the one place
+    /// the command line's flags become the library's settings.
+    pub fn settings(
+        &self,
+        corpus: &corpus_cmd::CorpusArgs,
+        retrieval: RetrievalConfig,
+        generator: GeneratorSettings,
+    ) -> Settings {
+        let cache = self.cache();
+        Settings {
+            corpus: corpus.settings(&cache),
+            cache,
+            offline: self.offline,
+            quiet: self.quiet,
+            threads: self.threads(),
+            worker_command: Some(corpus_cmd::worker_command),
+            retrieval,
+            generator,
         }
     }
 

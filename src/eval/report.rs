@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+pub use super::catalog::{metric, METRICS};
 use super::runner::{QuestionResult, Summary};
 
 /// A whole eval run, as written to `--json` and report files.
@@ -27,35 +28,11 @@ pub struct ModelRef {
     pub sha256: String,
 }
 
-/// The metrics shown in tables, in order, with their labels.
-pub const METRICS: &[(&str, &str)] = &[
-    ("hit_at_1", "hit@1"),
-    ("hit_at_5", "hit@5"),
-    ("recall_at_5", "recall@5"),
-    ("mrr_at_10", "MRR@10"),
-    ("ndcg_at_10", "nDCG@10"),
-    ("exact_match", "EM"),
-    ("f1", "F1"),
-    ("containment", "contains"),
-    ("citation_validity", "cite valid"),
-    ("citation_precision", "cite prec"),
-    ("citation_recall", "cite recall"),
-    ("invalid_citations_shown", "invalid shown"),
-    ("unanswerable_declined", "unans. declined"),
-    ("answerable_declined", "ans. declined"),
-    ("latency_p50_ms", "p50 ms"),
-    ("latency_p95_ms", "p95 ms"),
-    ("prefill_tok_s", "prefill tok/s"),
-    ("decode_tok_s", "decode tok/s"),
-];
-
-/// Formats a metric value: ratios with 3 decimals, the rest rounded.
+/// Formats a metric's value as its entry in [`METRICS`] says; an unknown name as a ratio.
 pub fn fmt_metric(name: &str, v: Option<f64>) -> String {
-    match v {
-        None => "-".into(),
-        Some(v) if name.ends_with("_ms") || name.ends_with("tok_s") => format!("{v:.1}"),
-        Some(v) if name == "invalid_citations_shown" => format!("{v:.0}"),
-        Some(v) => format!("{v:.3}"),
+    match metric(name) {
+        Some(m) => m.format(v),
+        None => v.map_or("-".into(), |v| format!("{v:.3}")),
     }
 }
 
@@ -65,10 +42,10 @@ pub fn summary_table(s: &Summary) -> String {
         "questions {} ({} answerable, {} unanswerable)\n",
         s.questions, s.answerable, s.unanswerable
     );
-    for (name, label) in METRICS {
-        let v = s.get(name).flatten();
+    for m in METRICS {
+        let v = m.value(s);
         if v.is_some() {
-            out.push_str(&format!("  {label:<16} {}\n", fmt_metric(name, v)));
+            out.push_str(&format!("  {:<16} {}\n", m.label, m.format(v)));
         }
     }
     out
@@ -99,10 +76,10 @@ pub fn markdown(r: &EvalReport) -> String {
     ));
     out.push_str("## Summary\n\n| metric | value |\n|---|---|\n");
     out.push_str(&format!("| questions | {} |\n", r.summary.questions));
-    for (name, label) in METRICS {
-        let v = r.summary.get(name).flatten();
+    for m in METRICS {
+        let v = m.value(&r.summary);
         if v.is_some() {
-            out.push_str(&format!("| {label} | {} |\n", fmt_metric(name, v)));
+            out.push_str(&format!("| {} | {} |\n", m.label, m.format(v)));
         }
     }
     if let Some(c) = &r.verify_calibration {

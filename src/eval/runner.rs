@@ -113,29 +113,10 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// A metric by its report name, for thresholds and leaderboards.
+    /// A metric by its report name (see [`super::catalog::METRICS`]), for thresholds and
+    /// leaderboards; `None` for a name that is not a metric.
     pub fn get(&self, name: &str) -> Option<Option<f64>> {
-        Some(match name {
-            "hit_at_1" => self.hit_at_1,
-            "hit_at_5" => self.hit_at_5,
-            "recall_at_5" => self.recall_at_5,
-            "mrr_at_10" => self.mrr_at_10,
-            "ndcg_at_10" => self.ndcg_at_10,
-            "exact_match" => self.exact_match,
-            "f1" => self.f1,
-            "containment" => self.containment,
-            "citation_validity" => self.citation_validity,
-            "citation_precision" => self.citation_precision,
-            "citation_recall" => self.citation_recall,
-            "invalid_citations_shown" => Some(self.invalid_citations_shown as f64),
-            "unanswerable_declined" => self.unanswerable_declined,
-            "answerable_declined" => self.answerable_declined,
-            "latency_p50_ms" => self.latency_p50_ms,
-            "latency_p95_ms" => self.latency_p95_ms,
-            "prefill_tok_s" => self.prefill_tok_s,
-            "decode_tok_s" => self.decode_tok_s,
-            _ => return None,
-        })
+        super::catalog::metric(name).map(|m| m.value(self))
     }
 }
 
@@ -146,22 +127,34 @@ const WITHHELD_SLACK: usize = 20;
 /// Suffix of the id of a question's withheld-gold twin.
 pub const WITHHELD_SUFFIX: &str = "/withheld";
 
+/// What a run answers with, beside its stages.
+#[derive(Debug, Clone, Copy)]
+pub struct RunConfig<'a> {
+    /// The corpus folder, against which the items' evidence resolves.
+    pub corpus_dir: &'a Path,
+    pub ask: &'a AskConfig,
+    /// Also ask each answerable item with its gold evidence withheld (see [`run`]).
+    pub withhold_gold: bool,
+}
+
 /// Runs every item; with `generator` `None` only retrieval is scored. With `withhold_gold`, each
 /// answerable item is followed by a twin (`ID/withheld`) answered from a retrieval without any
 /// chunk that overlaps its gold evidence: the corpus then no longer holds the answer, so the
 /// twin scores as unanswerable. Unlike a question about another topic, the twin's passages are
 /// on its topic, which is what makes abstention hard.
-#[allow(clippy::too_many_arguments)]
 pub fn run(
     items: &[QaItem],
-    corpus_dir: &Path,
+    run: RunConfig<'_>,
     index: &Index,
     embedder: &dyn Embedder,
     mut generator: Option<&mut dyn Generator>,
-    cfg: &AskConfig,
-    withhold_gold: bool,
     on_progress: &mut dyn FnMut(usize, &QuestionResult),
 ) -> Result<(Vec<QuestionResult>, Summary), EvalError> {
+    let RunConfig {
+        corpus_dir,
+        ask: cfg,
+        withhold_gold,
+    } = run;
     if index.is_empty() {
         return Err(EvalError::EmptyIndex);
     }

@@ -59,9 +59,9 @@ impl Thresholds {
             path: path.to_path_buf(),
             why: e.to_string(),
         })?;
-        let known = |m: &str| super::report::METRICS.iter().any(|(name, _)| *name == m);
+        let known = |m: &str| super::catalog::metric(m).is_some();
         if let Some(bad) = t.min.keys().chain(t.max.keys()).find(|m| !known(m)) {
-            let names: Vec<&str> = super::report::METRICS.iter().map(|(n, _)| *n).collect();
+            let names: Vec<&str> = super::catalog::METRICS.iter().map(|m| m.name).collect();
             return Err(ThresholdError::Parse {
                 path: path.to_path_buf(),
                 why: format!("unknown metric `{bad}` (known: {})", names.join(", ")),

@@ -1,0 +1,602 @@
+//! The one entry to the pipeline for every front end: the command line (`ask`, `search`,
+//! `index`, `eval`, `compare`), the HTTP server (`docqa serve`) and the MCP server (`docqa mcp`).
+//!
+//! A front end resolves its flags into [`Settings`] once (as ripgrep's `hiargs` does), opens a
+//! [`Session`], which loads the embedder, brings the corpus index up to date and, on first need,
+//! loads the generator, and then asks, searches or fetches as often as it likes. Answers come
+//! back as typed, serialisable reports ([`AskReport`], [`SearchReport`], [`StatusReport`],
+//! [`Excerpt`]) that each front end prints or sends unchanged. A new front end (a web page,
+//! another protocol) is one more caller of this module; nothing below it knows who is asking.
+
+pub mod errors;
+mod report;
+mod settings;
+
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use crate::corpus::{ChunkId, CorpusError, DocId};
+use crate::embed::{BertEmbedder, EmbedError};
+use crate::generate::prefix_store::PrefixStore;
+use crate::generate::{GenerateError, Generator, GgufGenerator};
+use crate::index::{
+    self, BuildProgress, Index, IndexError, RetrievalConfig, RetrievalMode, UpdateOptions,
+    UpdateReport,
+};
+use crate::models::{LocalModel, ModelRole, Store, StoreError};
+use crate::pipeline::{self, AskConfig, AskError};
+
+pub use report::{
+    AskReport, AskTimings, Citation, EmbedderRef, Excerpt, GeneratorRef, ModelsUsed, Retrieved,
+    SearchHit, SearchReport, StatusReport,
+};
+pub use settings::{
+    default_threads, CorpusSettings, GeneratorSettings, Settings, VerifyPolicy, WorkerCommand,
+};
+
+/// What can go wrong in a session. Each variant carries the library error it came from; its
+/// message is that error's (or, for [`SessionError::Indexing`], names the corpus before it).
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Corpus(#[from] CorpusError),
+    #[error(transparent)]
+    Model(#[from] StoreError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// Bringing the index of a corpus up to date failed.
+    #[error("indexing {corpus}")]
+    Indexing {
+        corpus: PathBuf,
+        #[source]
+        source: IndexError,
+    },
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
+    #[error(transparent)]
+    Ask(#[from] AskError),
+    /// `get` named a chunk the index does not hold.
+    #[error("no chunk {0} in the index (IDs are as `search` prints them, e.g. `notes#3`)")]
+    NoSuchChunk(ChunkId),
+    /// `get` named a file that is not in the corpus.
+    #[error("no file {0} in the corpus (paths are relative to the corpus folder, as `search` prints them)")]
+    NoSuchFile(String),
+    /// A corpus file the index holds could not be read (`get`).
+    #[error("cannot read {}: {source}", path.display())]
+    ReadFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `get` asked for a range outside the file's text.
+    #[error("{file}: {what} is outside its text ({len})")]
+    BadRange {
+        file: String,
+        what: String,
+        len: String,
+    },
+}
+
+/// What a session reports while it loads: model fetch lines and index build progress. The
+/// command line shows them; a server logs or ignores them.
+pub trait Events {
+    /// One line of a model fetch.
+    fn fetch_line(&mut self, _line: &str) {}
+    /// How far an index build has got.
+    fn build_progress(&mut self, _p: &BuildProgress) {}
+}
+
+/// Reports nothing.
+pub struct Silent;
+impl Events for Silent {}
+
+/// A loaded generator and the model it came from.
+struct LoadedGenerator {
+    generator: GgufGenerator,
+    model: LocalModel,
+    name: String,
+    /// Time it took to load, charged to the first answer of a session.
+    load_ms: f64,
+}
+
+/// The corpus's files as last indexed (path, length, modification time): a request compares
+/// them with the folder to decide whether the index needs an update, which costs a directory
+/// walk instead of reading and hashing every file.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct CorpusStamp(Vec<(PathBuf, u64, Option<SystemTime>)>);
+
+impl CorpusStamp {
+    fn of(dir: &Path) -> CorpusStamp {
+        let mut files = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let Ok(meta) = e.metadata() else { continue };
+                if meta.is_dir() {
+                    stack.push(e.path());
+                } else {
+                    files.push((e.path(), meta.len(), meta.modified().ok()));
+                }
+            }
+        }
+        files.sort();
+        CorpusStamp(files)
+    }
+}
+
+/// A corpus index with its embedder, and the generator once loaded: everything an answer needs,
+/// loaded once.
+pub struct Session {
+    settings: Settings,
+    store: Store,
+    embedder: BertEmbedder,
+    embedder_model: LocalModel,
+    index: Index,
+    stamp: CorpusStamp,
+    generator: Option<LoadedGenerator>,
+    /// Loading the embedder and the index, charged to the first answer.
+    open_ms: f64,
+    /// Whether the load times have been charged to an answer yet.
+    load_charged: bool,
+    last_update: UpdateReport,
+}
+
+impl Session {
+    /// Loads the embedder and brings the corpus index up to date (embedding only what changed).
+    pub fn open(settings: Settings, events: &mut dyn Events) -> Result<Session, SessionError> {
+        let started = Instant::now();
+        // Checked before the models load, so a mistyped path fails at once.
+        let dir = settings.corpus.dir.clone();
+        match std::fs::metadata(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(CorpusError::NotFound { dir }.into())
+            }
+            Ok(meta) if !meta.is_dir() => return Err(CorpusError::NotADirectory { dir }.into()),
+            _ => {}
+        }
+        // Before the models load: a path docqa must not write is refused at once.
+        index::check_index_path(&settings.corpus.index_path)?;
+        let store = settings.store();
+        let (embedder, embedder_model) = load_embedder(&settings, &store, events)?;
+        let stamp = CorpusStamp::of(&dir);
+        let (index, report) = build(&settings, &embedder, false, events)?;
+        log_update(&settings.corpus.dir, &report);
+        Ok(Session {
+            open_ms: started.elapsed().as_secs_f64() * 1e3,
+            settings,
+            store,
+            embedder,
+            embedder_model,
+            index,
+            stamp,
+            generator: None,
+            load_charged: false,
+            last_update: report,
+        })
+    }
+
+    /// Loads the embedder and builds or updates the index from scratch (`rebuild`) or
+    /// incrementally, without keeping a session: `docqa index`.
+    pub fn index_only(
+        settings: &Settings,
+        rebuild: bool,
+        events: &mut dyn Events,
+    ) -> Result<(Index, UpdateReport), SessionError> {
+        index::check_index_path(&settings.corpus.index_path)?;
+        let store = settings.store();
+        let (embedder, _) = load_embedder(settings, &store, events)?;
+        build(settings, &embedder, rebuild, events)
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    pub fn embedder(&self) -> &BertEmbedder {
+        &self.embedder
+    }
+
+    pub fn embedder_model(&self) -> &LocalModel {
+        &self.embedder_model
+    }
+
+    /// What the last index update did (the one at open, or at the last [`Session::refresh`]
+    /// that found a change).
+    pub fn last_update(&self) -> &UpdateReport {
+        &self.last_update
+    }
+
+    /// Loads the generator the settings name, unless it is loaded already.
+    pub fn load_generator(&mut self, events: &mut dyn Events) -> Result<(), SessionError> {
+        let name = self.settings.generator.model.clone();
+        if self.generator.as_ref().is_some_and(|g| g.name == name) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        self.store
+            .registry()
+            .get_role(&name, ModelRole::Generator)?;
+        let model = self
+            .store
+            .ensure(&name, self.settings.fetch_options(), &mut |l| {
+                events.fetch_line(l)
+            })?;
+        let (path, sha256) = model.runtime_gguf();
+        let mut generator = GgufGenerator::load(path, &candle_core::Device::Cpu)?;
+        generator.set_prefix_store(PrefixStore::new(self.store.root().join("prefixes"), sha256));
+        let load_ms = started.elapsed().as_secs_f64() * 1e3;
+        tracing::info!("loaded generator {name} in {load_ms:.0} ms");
+        self.generator = Some(LoadedGenerator {
+            generator,
+            model,
+            name,
+            load_ms,
+        });
+        Ok(())
+    }
+
+    /// Counts the models as loaded before any answer: a server loads them before it listens, so
+    /// its answers report no load time.
+    pub fn mark_warm(&mut self) {
+        self.load_charged = true;
+    }
+
+    /// Switches to another generator (loaded on next need): `compare` over a grid.
+    pub fn set_generator(&mut self, name: &str) {
+        self.settings.generator.model = name.to_string();
+    }
+
+    /// Sets the retrieval every later ask and search starts from.
+    pub fn set_retrieval(&mut self, retrieval: RetrievalConfig) {
+        self.settings.retrieval = retrieval;
+    }
+
+    /// The loaded generator and its model, if any.
+    pub fn generator(&mut self) -> Option<(&mut GgufGenerator, &LocalModel)> {
+        self.generator
+            .as_mut()
+            .map(|g| (&mut g.generator, &g.model))
+    }
+
+    /// The index, the embedder and the loaded generator at once, for a caller that drives the
+    /// pipeline itself (the eval runner).
+    pub fn parts(
+        &mut self,
+    ) -> (
+        &Index,
+        &BertEmbedder,
+        Option<(&mut GgufGenerator, &LocalModel)>,
+    ) {
+        (
+            &self.index,
+            &self.embedder,
+            self.generator
+                .as_mut()
+                .map(|g| (&mut g.generator, &g.model)),
+        )
+    }
+
+    /// The loaded generator's context length in tokens, when it has one.
+    pub fn context_length(&self) -> Option<usize> {
+        self.generator
+            .as_ref()
+            .and_then(|g| g.generator.context_length())
+    }
+
+    /// The pipeline settings an ask runs with under `retrieval`, for the loaded generator (its
+    /// calibrated verification threshold), else as if it had none.
+    pub fn ask_config(&self, retrieval: RetrievalConfig) -> AskConfig {
+        let calibrated = self
+            .generator
+            .as_ref()
+            .and_then(|g| g.model.spec.verify_threshold);
+        self.settings.generator.ask_config(retrieval, calibrated)
+    }
+
+    /// Brings the index up to date when a corpus file was added, changed or removed since the
+    /// last update; `Some` with what the update did, `None` when nothing changed.
+    pub fn refresh(
+        &mut self,
+        events: &mut dyn Events,
+    ) -> Result<Option<UpdateReport>, SessionError> {
+        let stamp = CorpusStamp::of(&self.settings.corpus.dir);
+        if stamp == self.stamp {
+            return Ok(None);
+        }
+        let (index, report) = build(&self.settings, &self.embedder, false, events)?;
+        log_update(&self.settings.corpus.dir, &report);
+        self.index = index;
+        self.stamp = stamp;
+        self.last_update = report.clone();
+        Ok(Some(report))
+    }
+
+    /// The settings' retrieval with a request's `k` and `mode` in place of theirs.
+    pub fn retrieval(&self, k: Option<usize>, mode: Option<RetrievalMode>) -> RetrievalConfig {
+        let mut r = self.settings.retrieval.clone();
+        if let Some(k) = k {
+            r.k = k.max(1);
+        }
+        if let Some(mode) = mode {
+            r.mode = mode;
+        }
+        r
+    }
+
+    /// Answers `question` with checked citations, loading the generator on first use.
+    /// `on_token` receives the draft as it is generated.
+    pub fn ask(
+        &mut self,
+        question: &str,
+        retrieval: RetrievalConfig,
+        on_token: &mut dyn FnMut(&str),
+    ) -> Result<AskReport, SessionError> {
+        self.load_generator(&mut Silent)?;
+        let cfg = self.ask_config(retrieval);
+        let g = self.generator.as_mut().expect("loaded above");
+        let outcome = pipeline::ask(
+            question,
+            &self.index,
+            &self.embedder,
+            &mut g.generator,
+            &cfg,
+            on_token,
+        )?;
+        // The first answer of a session pays for loading it; later ones find it warm.
+        let load_ms = if self.load_charged {
+            0.0
+        } else {
+            self.load_charged = true;
+            self.open_ms + g.load_ms
+        };
+        let (gguf, sha256) = g.model.runtime_gguf();
+        let models = ModelsUsed {
+            generator: GeneratorRef {
+                name: g.model.spec.name.0.clone(),
+                file: gguf.file_name().map(|f| f.to_string_lossy().into_owned()),
+                sha256: sha256.to_string(),
+            },
+            embedder: self.embedder_ref(),
+        };
+        Ok(AskReport::new(
+            question,
+            &self.index,
+            self.settings.corpus.index_path.clone(),
+            models,
+            outcome,
+            load_ms,
+        ))
+    }
+
+    /// Ranks the corpus's chunks for `question` (no generation).
+    pub fn search(
+        &self,
+        question: &str,
+        retrieval: &RetrievalConfig,
+    ) -> Result<SearchReport, SessionError> {
+        let started = Instant::now();
+        let hits = index::retrieve(&self.index, &self.embedder, question, retrieval)?;
+        let retrieval_ms = started.elapsed().as_secs_f64() * 1e3;
+        Ok(SearchReport {
+            question: question.to_string(),
+            mode: retrieval.mode,
+            retrieval_ms,
+            hits: hits
+                .iter()
+                .map(|h| SearchHit::new(&self.index.chunks[h.index], h))
+                .collect(),
+        })
+    }
+
+    /// One L2-normalised vector per text, from the corpus's embedder.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, SessionError> {
+        Ok(self.embedder.embed_here(texts)?)
+    }
+
+    /// The text of a chunk.
+    pub fn chunk(&self, id: &ChunkId) -> Result<Excerpt, SessionError> {
+        let c = self
+            .index
+            .chunk(id)
+            .ok_or_else(|| SessionError::NoSuchChunk(id.clone()))?;
+        Ok(Excerpt {
+            file: c.doc.clone(),
+            id: Some(c.id.clone()),
+            start: c.start,
+            end: c.end,
+            text: c.text.clone(),
+        })
+    }
+
+    /// A part of a corpus file's text as docqa reads it (the offsets chunks use): the file
+    /// itself for `.txt` and `.md`, the visible text for HTML, the extracted text for PDF and
+    /// office files. `range` is in bytes, or with `lines` in 1-based lines, end inclusive;
+    /// `None` is the whole text.
+    pub fn file_text(
+        &self,
+        file: &str,
+        range: Option<(usize, usize)>,
+        lines: bool,
+    ) -> Result<Excerpt, SessionError> {
+        let doc = DocId::new(file.trim_start_matches("./"));
+        let known = self.index.chunks.iter().any(|c| c.doc == doc);
+        if !known {
+            return Err(SessionError::NoSuchFile(file.to_string()));
+        }
+        let text = match self.index.extracted_text(doc.as_str()) {
+            Some(t) => t.to_string(),
+            None => {
+                let path = self.settings.corpus.dir.join(doc.as_str());
+                let bytes = std::fs::read(&path).map_err(|source| SessionError::ReadFile {
+                    path: path.clone(),
+                    source,
+                })?;
+                let raw = String::from_utf8_lossy(&bytes).into_owned();
+                let is_html = matches!(
+                    path.extension().and_then(|e| e.to_str()),
+                    Some("html" | "htm")
+                );
+                if is_html {
+                    crate::corpus::extract_html(&raw).text
+                } else {
+                    raw
+                }
+            }
+        };
+        let bad = |what: String, len: String| SessionError::BadRange {
+            file: file.to_string(),
+            what,
+            len,
+        };
+        let (start, end) = match range {
+            None => (0, text.len()),
+            Some((first, last)) if lines => {
+                let starts: Vec<usize> = std::iter::once(0)
+                    .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                    .filter(|&i| i < text.len())
+                    .collect();
+                let n = starts.len();
+                if first == 0 || first > last || first > n {
+                    return Err(bad(format!("lines {first}-{last}"), format!("{n} lines")));
+                }
+                let end = starts.get(last).copied().unwrap_or(text.len());
+                (starts[first - 1], end)
+            }
+            Some((start, end)) => {
+                if start > end || end > text.len() {
+                    return Err(bad(
+                        format!("bytes {start}-{end}"),
+                        format!("{} bytes", text.len()),
+                    ));
+                }
+                // A byte range may cut a character; it is widened to whole ones.
+                let mut s = start;
+                while !text.is_char_boundary(s) {
+                    s -= 1;
+                }
+                let mut e = end;
+                while !text.is_char_boundary(e) {
+                    e += 1;
+                }
+                (s, e)
+            }
+        };
+        Ok(Excerpt {
+            file: doc,
+            id: None,
+            start,
+            end,
+            text: text[start..end].to_string(),
+        })
+    }
+
+    /// Corpus, index and models.
+    pub fn status(&self) -> StatusReport {
+        let mut files: Vec<&DocId> = self.index.chunks.iter().map(|c| &c.doc).collect();
+        files.sort();
+        files.dedup();
+        StatusReport {
+            corpus: self.settings.corpus.dir.clone(),
+            index: self.settings.corpus.index_path.clone(),
+            files: files.len(),
+            chunks: self.index.len(),
+            embedder: self.embedder_ref(),
+            generator: self.generator.as_ref().map(|g| {
+                let (gguf, sha256) = g.model.runtime_gguf();
+                GeneratorRef {
+                    name: g.name.clone(),
+                    file: gguf.file_name().map(|f| f.to_string_lossy().into_owned()),
+                    sha256: sha256.to_string(),
+                }
+            }),
+            threads: self.settings.threads,
+        }
+    }
+
+    fn embedder_ref(&self) -> EmbedderRef {
+        EmbedderRef {
+            name: self.embedder_model.spec.name.0.clone(),
+            sha256: self.embedder_model.sha256("model.safetensors").to_string(),
+        }
+    }
+}
+
+fn load_embedder(
+    settings: &Settings,
+    store: &Store,
+    events: &mut dyn Events,
+) -> Result<(BertEmbedder, LocalModel), SessionError> {
+    let name = &settings.corpus.embedder;
+    store.registry().get_role(name, ModelRole::Embedder)?;
+    let model = store.ensure(name, settings.fetch_options(), &mut |l| {
+        events.fetch_line(l)
+    })?;
+    let mut embedder = BertEmbedder::from_model(name, &model)?;
+    if let Some(command) = settings.worker_command {
+        embedder = embedder.with_workers(command, settings.threads);
+    }
+    Ok((embedder, model))
+}
+
+/// Brings the settings' index up to date with their corpus.
+fn build(
+    settings: &Settings,
+    embedder: &BertEmbedder,
+    rebuild: bool,
+    events: &mut dyn Events,
+) -> Result<(Index, UpdateReport), SessionError> {
+    let opts = UpdateOptions {
+        rebuild,
+        checkpoint_every: settings.corpus.checkpoint_every,
+    };
+    Index::update_with(
+        &settings.corpus.index_path,
+        &settings.corpus.dir,
+        embedder,
+        &settings.corpus.index,
+        &opts,
+        &mut |p| events.build_progress(p),
+    )
+    .map_err(|source| SessionError::Indexing {
+        corpus: settings.corpus.dir.clone(),
+        source,
+    })
+}
+
+/// A few lines on what an update skipped and embedded (`docqa index` lists them all).
+fn log_update(dir: &Path, report: &UpdateReport) {
+    const SHOWN: usize = 5;
+    for (file, why) in report.skipped_files.iter().take(SHOWN) {
+        tracing::warn!("skipped {file}: {why}");
+    }
+    if report.skipped_files.len() > SHOWN {
+        tracing::warn!(
+            "skipped {} more files (`docqa index` lists them)",
+            report.skipped_files.len() - SHOWN
+        );
+    }
+    if report.embedded_chunks > 0 {
+        tracing::info!(
+            "indexed {}: {} chunks ({} embedded, {} reused, {} files unchanged) in {:.1}s",
+            dir.display(),
+            report.chunks,
+            report.embedded_chunks,
+            report.reused_chunks,
+            report.reused_files.len(),
+            report.seconds
+        );
+    }
+}
