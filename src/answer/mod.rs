@@ -143,28 +143,43 @@ answer the question."
 
 /// Asks for the words of a checked answer sentence that answer the question, after worked
 /// examples; generated with `copy_from` set to the sentence, so the short answer is a span of it.
-pub fn short_answer_prompt(question: &str, sentence: &str) -> Prompt {
-    let mut prompt = Prompt {
-        messages: vec![Message {
-            role: Role::System,
-            content: SYSTEM.into(),
-        }],
-    };
-    for (s, q, a) in SHORT_ANSWER_EXAMPLES {
-        prompt.messages.push(Message {
+/// A prompt of `system`, then each worked example as a user request and the assistant's reply,
+/// then the real `request`: the layout of every prompt with worked examples, so their shared
+/// leading messages stay byte-identical (a kept prefix).
+fn with_examples(
+    system: &str,
+    examples: impl IntoIterator<Item = (String, String)>,
+    request: String,
+) -> Prompt {
+    let mut messages = vec![Message {
+        role: Role::System,
+        content: system.into(),
+    }];
+    for (user, reply) in examples {
+        messages.push(Message {
             role: Role::User,
-            content: short_answer_request(q, s),
+            content: user,
         });
-        prompt.messages.push(Message {
+        messages.push(Message {
             role: Role::Assistant,
-            content: (*a).to_string(),
+            content: reply,
         });
     }
-    prompt.messages.push(Message {
+    messages.push(Message {
         role: Role::User,
-        content: short_answer_request(&one_line(question), sentence),
+        content: request,
     });
-    prompt
+    Prompt { messages }
+}
+
+pub fn short_answer_prompt(question: &str, sentence: &str) -> Prompt {
+    with_examples(
+        SYSTEM,
+        SHORT_ANSWER_EXAMPLES
+            .iter()
+            .map(|(s, q, a)| (short_answer_request(q, s), (*a).to_string())),
+        short_answer_request(&one_line(question), sentence),
+    )
 }
 
 /// The reply cut to its first sentence and that sentence's citation markers. The prompt asks
@@ -256,27 +271,13 @@ pub fn answer_claim_shared_messages() -> usize {
 /// examples of near misses come first: without them a small model says "Yes" whenever the
 /// passage holds the question's words. Scored like [`verify_prompt`].
 pub fn answer_claim_prompt(passage: &str, question: &str, answer: &str) -> Prompt {
-    let mut prompt = Prompt {
-        messages: vec![Message {
-            role: Role::System,
-            content: VERIFY_SYSTEM.into(),
-        }],
-    };
-    for (q, a, verdict) in ANSWER_CLAIM_EXAMPLES {
-        prompt.messages.push(Message {
-            role: Role::User,
-            content: answer_claim_request(HARBOUR, q, a),
-        });
-        prompt.messages.push(Message {
-            role: Role::Assistant,
-            content: (*verdict).to_string(),
-        });
-    }
-    prompt.messages.push(Message {
-        role: Role::User,
-        content: answer_claim_request(&one_line(passage), &one_line(question), &one_line(answer)),
-    });
-    prompt
+    with_examples(
+        VERIFY_SYSTEM,
+        ANSWER_CLAIM_EXAMPLES
+            .iter()
+            .map(|(q, a, verdict)| (answer_claim_request(HARBOUR, q, a), (*verdict).to_string())),
+        answer_claim_request(&one_line(passage), &one_line(question), &one_line(answer)),
+    )
 }
 
 /// Worked examples of [`answerable_prompt`]: (question, verdict), about [`HARBOUR`], half of
@@ -308,27 +309,13 @@ pub fn answerable_shared_messages() -> usize {
 /// view of the question's constraints, independent of what the draft made of them. Scored like
 /// [`verify_prompt`].
 pub fn answerable_prompt(passage: &str, question: &str) -> Prompt {
-    let mut prompt = Prompt {
-        messages: vec![Message {
-            role: Role::System,
-            content: VERIFY_SYSTEM.into(),
-        }],
-    };
-    for (q, verdict) in ANSWERABLE_EXAMPLES {
-        prompt.messages.push(Message {
-            role: Role::User,
-            content: answerable_request(HARBOUR, q),
-        });
-        prompt.messages.push(Message {
-            role: Role::Assistant,
-            content: (*verdict).to_string(),
-        });
-    }
-    prompt.messages.push(Message {
-        role: Role::User,
-        content: answerable_request(&one_line(passage), &one_line(question)),
-    });
-    prompt
+    with_examples(
+        VERIFY_SYSTEM,
+        ANSWERABLE_EXAMPLES
+            .iter()
+            .map(|(q, verdict)| (answerable_request(HARBOUR, q), (*verdict).to_string())),
+        answerable_request(&one_line(passage), &one_line(question)),
+    )
 }
 
 /// The system message of [`verify_prompt`].
