@@ -49,6 +49,54 @@ fn key(word: &str) -> String {
     content_words(word).into_iter().next().unwrap_or_default()
 }
 
+/// The sentences of `passages` that hold `short` (the short answer), each with its neighbours:
+/// the text an answer stands on, for a judgement that is not distracted by the rest of the
+/// passage. Of several sentences holding it, the two that share the most content words with
+/// `question` are taken. `None` when no sentence holds the short answer as written.
+pub fn evidence_window(question: &str, short: &str, passages: &[&Passage]) -> Option<String> {
+    let needle = short.trim().to_lowercase();
+    if needle.is_empty() {
+        return None;
+    }
+    let asked = content_words(question);
+    // (shared content words, passage, sentence index)
+    let mut found: Vec<(usize, usize, usize)> = Vec::new();
+    let split: Vec<Vec<String>> = passages
+        .iter()
+        .map(|p| super::split_sentences(&p.text))
+        .collect();
+    for (pi, sentences) in split.iter().enumerate() {
+        for (si, s) in sentences.iter().enumerate() {
+            if s.to_lowercase().contains(&needle) {
+                let lo = si.saturating_sub(1);
+                let hi = (si + 2).min(sentences.len());
+                let near = content_words(&sentences[lo..hi].join(" "));
+                found.push((asked.intersection(&near).count(), pi, si));
+            }
+        }
+    }
+    if found.is_empty() {
+        return None;
+    }
+    // Most shared words first; ties in reading order.
+    found.sort_by(|a, b| b.0.cmp(&a.0).then((a.1, a.2).cmp(&(b.1, b.2))));
+    let mut chosen: Vec<(usize, usize)> = found.iter().take(2).map(|f| (f.1, f.2)).collect();
+    chosen.sort();
+    let mut taken: BTreeSet<(usize, usize)> = BTreeSet::new();
+    let mut parts = Vec::new();
+    for (pi, si) in chosen {
+        let sentences = &split[pi];
+        let lo = si.saturating_sub(1);
+        let hi = (si + 2).min(sentences.len());
+        for (i, sentence) in sentences.iter().enumerate().take(hi).skip(lo) {
+            if taken.insert((pi, i)) {
+                parts.push(sentence.trim().to_string());
+            }
+        }
+    }
+    Some(parts.join(" "))
+}
+
 /// How far `passage` (and its `title`) covers `question`'s constraints.
 pub fn coverage(question: &str, passage: &str, title: &str) -> Coverage {
     use unicode_segmentation::UnicodeSegmentation;
@@ -184,6 +232,41 @@ mod tests {
         assert_eq!(complement(q, &[0], &passages), Some(2));
         // Nothing is missing: no complement.
         assert_eq!(complement("Who visited Seoul?", &[0], &passages), None);
+    }
+
+    #[test]
+    fn the_evidence_window_is_the_sentences_around_the_short_answer() {
+        let p = |text: &str| Passage {
+            id: crate::corpus::ChunkId::new("doc", 0),
+            title: String::new(),
+            text: text.into(),
+        };
+        let a = p(
+            "The port opened in 1901. It was rebuilt by Ana Ferreira in 1932. \
+Ferries use the south pier. Boats use the north pier. The town has a museum.",
+        );
+        let b = p("Ana Ferreira also designed a school. It opened in 1950.");
+        let held = [&a, &b];
+        // Of the two sentences naming her, the one that shares the question's words, with its
+        // neighbours.
+        assert_eq!(
+            evidence_window("Who rebuilt the port in 1932?", "Ana Ferreira", &held[..1]).as_deref(),
+            Some(
+                "The port opened in 1901. It was rebuilt by Ana Ferreira in 1932. \
+Ferries use the south pier."
+            )
+        );
+        // Two passages: both sentences, in reading order, each once.
+        let both = evidence_window("Who rebuilt the port?", "ana ferreira", &held).unwrap();
+        assert!(both.starts_with("The port opened in 1901."), "{both}");
+        assert!(both.ends_with("It opened in 1950."), "{both}");
+        assert_eq!(both.matches("It was rebuilt").count(), 1);
+        // A short answer the text does not hold as written: no window.
+        assert_eq!(
+            evidence_window("Who rebuilt it?", "A. Ferreira", &held),
+            None
+        );
+        assert_eq!(evidence_window("Who rebuilt it?", " ", &held), None);
     }
 
     #[test]
