@@ -455,11 +455,7 @@ impl Bert {
                 s.k.quantize_rows(len, dh, |r| &qkv[base + r * 3 * d + ko..]);
                 let sc = resize(&mut s.scores, len * padded);
                 int16::matmul_quantized(&s.k, &s.acts, None, sc, padded);
-                for row in sc.chunks_exact_mut(padded) {
-                    softmax(&mut row[..len]);
-                    row[len..].fill(0.0);
-                }
-                s.acts.quantize(sc, len, padded);
+                s.acts.softmax_quantize(sc, len, padded, len);
                 s.v.quantize_transposed(dh, padded, len, |c| &qkv[base + c * 3 * d + vo..]);
                 int16::matmul_quantized(&s.v, &s.acts, None, &mut ctx[start * d + qo..], d);
             }

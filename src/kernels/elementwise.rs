@@ -15,12 +15,22 @@ pub fn gelu_erf(x: &mut [f32]) {
 
 /// Softmax of one row in place (subtracting its maximum first, as everyone does).
 pub fn softmax(row: &mut [f32]) {
+    let inv = 1.0 / softmax_exp(row);
+    for v in row {
+        *v *= inv;
+    }
+}
+
+/// The unnormalised softmax of one row in place, `e^(x - max)`, each in (0, 1] and the largest
+/// exactly 1; returns their sum, by which a caller divides (or folds the division into a
+/// scale, as the embedder's attention does when it quantizes the probabilities).
+pub fn softmax_exp(row: &mut [f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if avx2() {
         // SAFETY: AVX2 and FMA were detected on this CPU.
-        return unsafe { avx2::softmax(row) };
+        return unsafe { avx2::softmax_exp(row) };
     }
-    softmax_scalar(row)
+    softmax_exp_scalar(row)
 }
 
 /// `x = layer_norm(x + residual) * gamma + beta` over each row of `gamma.len()` values.
@@ -80,16 +90,20 @@ pub fn gelu_erf_scalar(x: &mut [f32]) {
 }
 
 pub fn softmax_scalar(row: &mut [f32]) {
+    let inv = 1.0 / softmax_exp_scalar(row);
+    for v in row {
+        *v *= inv;
+    }
+}
+
+pub fn softmax_exp_scalar(row: &mut [f32]) -> f32 {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;
     for v in row.iter_mut() {
         *v = (*v - max).exp();
         sum += *v;
     }
-    let inv = 1.0 / sum;
-    for v in row {
-        *v *= inv;
-    }
+    sum
 }
 
 pub fn add_layer_norm_scalar(
@@ -202,7 +216,7 @@ mod avx2 {
     }
 
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn softmax(row: &mut [f32]) {
+    pub unsafe fn softmax_exp(row: &mut [f32]) -> f32 {
         let n = row.len();
         let whole = n - n % 8;
         let mut vmax = _mm256_set1_ps(f32::NEG_INFINITY);
@@ -223,14 +237,7 @@ mod avx2 {
             *v = (*v - max).exp();
             sum += *v;
         }
-        let inv = _mm256_set1_ps(1.0 / sum);
-        for i in (0..whole).step_by(8) {
-            let p = row.as_mut_ptr().add(i);
-            _mm256_storeu_ps(p, _mm256_mul_ps(_mm256_loadu_ps(p), inv));
-        }
-        for v in &mut row[whole..] {
-            *v /= sum;
-        }
+        sum
     }
 
     /// Rows of `gamma.len()`, a multiple of 8.

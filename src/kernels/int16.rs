@@ -215,6 +215,48 @@ impl I16Acts {
     }
 }
 
+impl I16Acts {
+    /// The softmax of each of the `n` rows of `scores` (`cols` wide) over its first `len`
+    /// values, quantized as activations, the rest of each row zero. The unnormalised
+    /// probabilities `e^(x - max)` have 1 as their largest, so they quantize as
+    /// `round(e * X_MAX)` with scale `1 / (sum * X_MAX)`: the normalising pass and the search
+    /// for the largest value that [`I16Acts::quantize`] of a normalised row makes are not
+    /// needed. `scores` is overwritten with the unnormalised values.
+    pub fn softmax_quantize(&mut self, scores: &mut [f32], n: usize, cols: usize, len: usize) {
+        assert_eq!(scores.len(), n * cols, "score length");
+        assert!(len <= cols, "{len} scores in rows of {cols}");
+        self.n = n;
+        self.cols = cols;
+        self.q.resize(n * cols, 0);
+        self.scale.resize(n, 0.0);
+        for (t, row) in scores.chunks_exact_mut(cols).enumerate() {
+            let sum = super::elementwise::softmax_exp(&mut row[..len]);
+            let q = &mut self.q[t * cols..(t + 1) * cols];
+            scale_to_i16(&row[..len], &mut q[..len], X_MAX as f32);
+            q[len..].fill(0);
+            self.scale[t] = 1.0 / (sum * X_MAX as f32);
+        }
+    }
+}
+
+/// `q[i] = round(x[i] * k)`, for values whose products fit in i16.
+fn scale_to_i16(x: &[f32], q: &mut [i16], k: f32) {
+    let whole = x.len() - x.len() % LANES;
+    #[cfg(target_arch = "x86_64")]
+    let whole = if available() {
+        // SAFETY: AVX-512 was detected; only whole vectors are passed.
+        unsafe { avx512::scale_row(&x[..whole], &mut q[..whole], k) };
+        whole
+    } else {
+        0
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let whole = 0;
+    for (o, v) in q[whole..].iter_mut().zip(&x[whole..]) {
+        *o = (v * k).round() as i16;
+    }
+}
+
 /// `out[t * stride + r] = Σ_c W[r][c] · x[t][c] + bias[r]` for the `n` tokens of `x`; entries
 /// of `out` past `w.rows()` in each row are left alone.
 pub fn matmul(
@@ -353,6 +395,16 @@ mod avx512 {
             options(pure, nomem, nostack, preserves_flags),
         );
         acc
+    }
+
+    /// `q = round(x * k)` (`x.len()` a multiple of 16), saturating to i16.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub unsafe fn scale_row(x: &[f32], q: &mut [i16], k: f32) {
+        let k = _mm512_set1_ps(k);
+        for (c, o) in x.chunks_exact(LANES).zip(q.chunks_exact_mut(LANES)) {
+            let v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(c.as_ptr()), k));
+            _mm256_storeu_si256(o.as_mut_ptr() as *mut __m256i, _mm512_cvtsepi32_epi16(v));
+        }
     }
 
     /// One token's activations to i16 (`x.len()` a multiple of 16); returns the scale.
@@ -500,6 +552,53 @@ mod tests {
                         "{reference} vs {exact}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn fused_softmax_quantization_matches_softmax_then_quantization() {
+        // Attention rows: lengths not whole vectors, padded to steps of 32; scores up to ±8.
+        for (len, seed) in [(1usize, 1), (17, 2), (32, 3), (45, 4), (200, 5)] {
+            let (n, cols) = (len, len.next_multiple_of(COL_STEP));
+            let scores = noise(n * cols, seed, 8.0);
+            let mut want = scores.clone();
+            for row in want.chunks_exact_mut(cols) {
+                crate::kernels::elementwise::softmax_scalar(&mut row[..len]);
+                row[len..].fill(0.0);
+            }
+            let mut reference = I16Acts::default();
+            reference.n = n;
+            reference.cols = cols;
+            for row in want.chunks_exact(cols) {
+                let mut q = vec![0i16; cols];
+                reference
+                    .scale
+                    .push(quantize_row(row, X_MAX, |c, v| q[c] = v));
+                reference.q.extend(q);
+            }
+            let mut fused = I16Acts::default();
+            let mut work = scores.clone();
+            fused.softmax_quantize(&mut work, n, cols, len);
+            assert_eq!((fused.n, fused.cols), (n, cols));
+            for t in 0..n {
+                let (a, b) = (fused.scale[t], reference.scale[t]);
+                assert!(
+                    (a - b).abs() <= 1e-5 * b,
+                    "len {len} row {t}: scale {a} vs {b}"
+                );
+                for c in 0..cols {
+                    let (x, y) = (fused.q[t * cols + c], reference.q[t * cols + c]);
+                    assert!((x - y).abs() <= 1, "len {len} row {t} col {c}: {x} vs {y}");
+                    if c >= len {
+                        assert_eq!(x, 0);
+                    }
+                }
+                // The largest probability is the largest integer.
+                assert_eq!(
+                    fused.q[t * cols..t * cols + len].iter().max(),
+                    Some(&(X_MAX as i16))
+                );
             }
         }
     }
