@@ -567,9 +567,11 @@ mod tests {
                 crate::kernels::elementwise::softmax_scalar(&mut row[..len]);
                 row[len..].fill(0.0);
             }
-            let mut reference = I16Acts::default();
-            reference.n = n;
-            reference.cols = cols;
+            let mut reference = I16Acts {
+                n,
+                cols,
+                ..Default::default()
+            };
             for row in want.chunks_exact(cols) {
                 let mut q = vec![0i16; cols];
                 reference
