@@ -681,3 +681,33 @@ fn compare_writes_the_leaderboard_and_reuses_cached_generations() {
         "the cached re-run took {second_secs:.1}s, the first run {first_secs:.1}s"
     );
 }
+
+/// Without a terminal (stderr is a pipe here, as in CI logs), an eval still reports progress:
+/// lines rather than a bar, the last one when every question is done; `--quiet` hides them.
+#[cfg(unix)]
+#[test]
+fn progress_is_reported_in_lines_when_stderr_is_not_a_terminal() {
+    let run = |quiet: bool| {
+        let mut cmd = assert_cmd::Command::new(env!("CARGO_BIN_EXE_docqa"));
+        cmd.current_dir(root());
+        if quiet {
+            cmd.arg("--quiet");
+        }
+        let out = cmd
+            .args(["eval", "--qa", "evals/seeds.jsonl", "--limit", "3"])
+            .arg("--retrieval-only")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let shown = run(false);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains("evaluating: 3/3, done in")),
+        "{shown}"
+    );
+    let quiet = run(true);
+    assert!(!quiet.contains("evaluating:"), "{quiet}");
+}

@@ -255,6 +255,67 @@ fn human_duration(secs: f64) -> String {
     }
 }
 
+/// Progress of counted work (an eval's questions, a compare's runs): a bar when stderr is a
+/// terminal, otherwise a line every [`PROGRESS_LINE_EVERY`] and one at the end (CI logs and
+/// pipes see progress too), nothing with `--quiet`.
+pub struct Meter {
+    bar: ProgressBar,
+    lines: bool,
+    label: String,
+    len: u64,
+    started: Instant,
+    last_line: Option<Instant>,
+}
+
+impl Meter {
+    pub fn new(global: &GlobalArgs, label: &str) -> Meter {
+        use std::io::IsTerminal;
+        Meter {
+            bar: progress_bar(global, label),
+            lines: !global.quiet && !std::io::stderr().is_terminal(),
+            label: label.to_string(),
+            len: 0,
+            started: Instant::now(),
+            last_line: None,
+        }
+    }
+
+    pub fn set_length(&mut self, len: u64) {
+        self.len = len;
+        self.bar.set_length(len);
+    }
+
+    pub fn set_position(&mut self, done: u64) {
+        self.bar.set_position(done);
+        if !self.lines || done == 0 {
+            return;
+        }
+        let finished = done >= self.len;
+        let due = self
+            .last_line
+            .is_none_or(|t| t.elapsed() >= PROGRESS_LINE_EVERY);
+        if !(due || finished) {
+            return;
+        }
+        self.last_line = Some(Instant::now());
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        let left = if finished {
+            format!("done in {}", human_duration(secs))
+        } else {
+            let per = secs / done as f64;
+            format!(
+                "about {} left",
+                human_duration(per * self.len.saturating_sub(done) as f64)
+            )
+        };
+        tracing::info!("{}: {done}/{}, {left}", self.label, self.len);
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
 pub fn progress_bar(global: &GlobalArgs, label: &str) -> ProgressBar {
     use std::io::IsTerminal;
     if global.quiet || !std::io::stderr().is_terminal() {

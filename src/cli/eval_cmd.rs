@@ -13,7 +13,7 @@ use docqa::eval::thresholds::Thresholds;
 use docqa::index::RetrievalMode;
 use docqa::session::{Events, Session, Settings, Silent};
 
-use super::corpus_cmd::{progress_bar, Shown};
+use super::corpus_cmd::{Meter, Shown};
 use super::GlobalArgs;
 
 /// Exit code when a run misses a threshold.
@@ -106,12 +106,12 @@ pub fn run_eval(
         session.load_generator(&mut events)?;
     }
     drop(events);
-    let bar = progress_bar(global, "evaluating");
-    bar.set_length(suite::case_count(&items, &opts) as u64);
+    let mut meter = Meter::new(global, "evaluating");
+    meter.set_length(suite::case_count(&items, &opts) as u64);
     let report = suite::evaluate(&mut session, &items, &opts, &mut Silent, &mut |n| {
-        bar.set_position(n as u64)
+        meter.set_position(n as u64)
     })?;
-    bar.finish_and_clear();
+    meter.finish();
     if let Some(p) = &args.report_md {
         write_file(p, &report::markdown(&report))?;
         eprintln!("wrote {}", p.display());
@@ -212,7 +212,7 @@ pub struct CompareArgs {
 struct CompareShown<'a> {
     global: &'a GlobalArgs,
     shown: Shown,
-    bar: Option<indicatif::ProgressBar>,
+    bar: Option<Meter>,
     out: &'a Path,
     written: Result<()>,
 }
@@ -230,20 +230,20 @@ impl Events for CompareShown<'_> {
 impl compare::Observer for CompareShown<'_> {
     fn run_started(&mut self, label: &str, cases: usize) {
         eprintln!("running {label}");
-        let bar = progress_bar(self.global, label);
+        let mut bar = Meter::new(self.global, label);
         bar.set_length(cases as u64);
         self.bar = Some(bar);
     }
 
     fn run_progress(&mut self, done: usize) {
-        if let Some(bar) = &self.bar {
+        if let Some(bar) = &mut self.bar {
             bar.set_position(done as u64);
         }
     }
 
     fn run_finished(&mut self, run: &compare::Run) {
         if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
+            bar.finish();
         }
         if self.written.is_ok() {
             self.written = write_file(
