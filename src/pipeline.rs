@@ -279,7 +279,7 @@ pub fn answer_hits(
         .iter()
         .filter_map(|h| h.dense.map(|d| d.score))
         .fold(f32::MIN, f32::max);
-    let mut passages: Vec<Passage> = hits
+    let passages: Vec<Passage> = hits
         .iter()
         .map(|h| {
             let c = &index.chunks[h.index];
@@ -306,43 +306,92 @@ pub fn answer_hits(
     let relevant = !hits.is_empty()
         && (best_dense == f32::MIN || !dense_reads || best_dense >= cfg.min_relevance);
     let mut clock = GenClock::default();
-    if !relevant {
-        let mut checked = CheckedAnswer {
-            text: answer::ABSTAIN_TEXT.into(),
-            sentences: Vec::new(),
-            cited: Vec::new(),
-            dropped: Vec::new(),
-            abstained: true,
-            abstain_reason: Some(answer::Decline::NoRelevantPassage {
-                best_similarity: best_dense,
-                min_relevance: cfg.min_relevance,
-            }),
-        };
-        let answer_english = match reply_language {
-            Some(script) => Some(translate_answer(
-                generator,
-                &mut clock,
-                &mut checked,
-                script,
-                &mut timings,
-            )?),
-            None => None,
-        };
-        timings.total_ms = started.elapsed().as_secs_f64() * 1e3 - clock.wall_ms + clock.cost_ms;
-        return Ok(AskOutcome {
-            answer_english,
-            question_english: query.english.clone(),
-            hits,
+    let drafted = if relevant {
+        draft(
+            generator,
+            &mut clock,
+            &mut timings,
+            cfg,
+            question,
+            passages,
+            query.script.filter(|_| reply_language.is_none()),
+            on_token,
+        )?
+    } else {
+        Drafted {
+            checked: CheckedAnswer {
+                text: answer::ABSTAIN_TEXT.into(),
+                sentences: Vec::new(),
+                cited: Vec::new(),
+                dropped: Vec::new(),
+                abstained: true,
+                abstain_reason: Some(answer::Decline::NoRelevantPassage {
+                    best_similarity: best_dense,
+                    min_relevance: cfg.min_relevance,
+                }),
+            },
             passages_used: 0,
-            checked,
             short_answer: None,
             draft: String::new(),
             verify_margin: None,
             verify_parts: None,
             coverage: None,
-            timings,
-        });
-    }
+        }
+    };
+    let mut checked = drafted.checked;
+    let answer_english = match reply_language {
+        Some(script) => Some(translate_answer(
+            generator,
+            &mut clock,
+            &mut checked,
+            script,
+            &mut timings,
+        )?),
+        None => None,
+    };
+    // Latency counts the generations' own prefill and decode time rather than the wall time of
+    // the calls, so a generation replayed from the eval cache reports what it cost when it ran.
+    timings.total_ms = started.elapsed().as_secs_f64() * 1e3 - clock.wall_ms + clock.cost_ms;
+    Ok(AskOutcome {
+        answer_english,
+        question_english: query.english.clone(),
+        hits,
+        passages_used: drafted.passages_used,
+        checked,
+        short_answer: drafted.short_answer,
+        draft: drafted.draft,
+        verify_margin: drafted.verify_margin,
+        verify_parts: drafted.verify_parts,
+        coverage: drafted.coverage,
+        timings,
+    })
+}
+
+/// What the answer stage made of relevant passages, before the answer is translated back.
+struct Drafted {
+    checked: CheckedAnswer,
+    passages_used: usize,
+    short_answer: Option<String>,
+    draft: String,
+    verify_margin: Option<f32>,
+    verify_parts: Option<VerifyParts>,
+    coverage: Option<answer::constraints::Coverage>,
+}
+
+/// Drafts an answer to `question` from `passages`, checks its citations, takes its short
+/// answer and verifies it. `own_language` is the question's script when the passages share
+/// it (the draft is then asked in that language).
+#[allow(clippy::too_many_arguments)]
+fn draft(
+    generator: &mut dyn Generator,
+    clock: &mut GenClock,
+    timings: &mut Timings,
+    cfg: &AskConfig,
+    question: &str,
+    mut passages: Vec<Passage>,
+    own_language: Option<Script>,
+    on_token: &mut dyn FnMut(&str),
+) -> Result<Drafted, AskError> {
     // A `-k` past the model's context costs the passages that do not fit, not the answer.
     if let Some(context) = generator.context_length() {
         let limit = context.saturating_sub(cfg.max_tokens);
@@ -355,7 +404,7 @@ pub fn answer_hits(
     }
     // A question drafted in its own language over passages in that language is asked to be
     // answered in it (the instructions are English, and a small model follows their language).
-    let asked = match query.script.filter(|_| reply_language.is_none()) {
+    let asked = match own_language {
         Some(script) => format!("{question} (Answer in {}.)", script.language()),
         None => question.to_string(),
     };
@@ -480,7 +529,7 @@ pub fn answer_hits(
             ];
             let mut parts = [0.0f32; 3];
             for (part, (prompt, shared)) in parts.iter_mut().zip(&judged) {
-                *part = verify_margin_of(generator, &mut clock, prompt, *shared, &mut timings)?;
+                *part = verify_margin_of(generator, clock, prompt, *shared, timings)?;
             }
             let margin: f32 = parts.iter().sum();
             verify_margin = Some(margin);
@@ -501,31 +550,14 @@ pub fn answer_hits(
         }
         coverage = Some(cov);
     }
-    let answer_english = match reply_language {
-        Some(script) => Some(translate_answer(
-            generator,
-            &mut clock,
-            &mut checked,
-            script,
-            &mut timings,
-        )?),
-        None => None,
-    };
-    // Latency counts the generations' own prefill and decode time rather than the wall time of
-    // the calls, so a generation replayed from the eval cache reports what it cost when it ran.
-    timings.total_ms = started.elapsed().as_secs_f64() * 1e3 - clock.wall_ms + clock.cost_ms;
-    Ok(AskOutcome {
-        answer_english,
-        question_english: query.english.clone(),
-        hits,
-        passages_used: passages.len(),
+    Ok(Drafted {
         checked,
+        passages_used: passages.len(),
         short_answer,
         draft: generation.text,
         verify_margin,
         verify_parts,
         coverage,
-        timings,
     })
 }
 
