@@ -154,7 +154,9 @@ fn f1_single(pred: &str, gold: &str) -> f64 {
 /// Chinese and Japanese do not separate words at all.
 pub fn contains_answer<S: AsRef<str>>(pred: &str, golds: &[S]) -> bool {
     let pred_norm = normalize_answer(pred);
-    let pred_tokens: Vec<&str> = py_split(&pred_norm).collect();
+    // A Latin name in Korean text carries its particle ("Choi Byung-ok입니다"): a change
+    // between Hangul, kana or Han and other characters ends a word too.
+    let pred_tokens: Vec<&str> = py_split(&pred_norm).flat_map(split_at_script).collect();
     let unspaced = |t: &str| t.chars().filter(|c| !c.is_whitespace()).collect::<String>();
     let pred_unspaced = unspaced(&pred_norm);
     golds.iter().any(|g| {
@@ -170,6 +172,23 @@ pub fn contains_answer<S: AsRef<str>>(pred: &str, golds: &[S]) -> bool {
             .windows(gold_tokens.len())
             .any(|w| w == gold_tokens.as_slice())
     })
+}
+
+/// `token` cut wherever it changes between [`unsegmented`] characters and others.
+fn split_at_script(token: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut prev: Option<bool> = None;
+    for (i, c) in token.char_indices() {
+        let kind = unsegmented(c);
+        if prev.is_some_and(|p| p != kind) {
+            parts.push(&token[start..i]);
+            start = i;
+        }
+        prev = Some(kind);
+    }
+    parts.push(&token[start..]);
+    parts
 }
 
 /// Hangul, kana and Han characters: scripts whose words are not delimited by spaces alone.
@@ -509,6 +528,15 @@ mod tests {
         assert!(!contains_answer("France Paris", &["Paris France"]));
         // A gold that normalises to nothing never matches.
         assert!(!contains_answer("anything", &["The"]));
+        // A Latin name with a Korean particle attached is the name; a longer Latin word is not.
+        assert!(contains_answer(
+            "대표는 Choi Byung-ok입니다.",
+            &["Choi Byung-ok"]
+        ));
+        assert!(!contains_answer(
+            "대표는 Choi Byung-okay입니다.",
+            &["Choi Byung-ok"]
+        ));
     }
 
     // --- spans and retrieval -------------------------------------------------------------
