@@ -210,7 +210,7 @@ pub fn understand(question: &str, generator: &mut dyn Generator) -> Result<Query
     if query.script.is_some() {
         let opts = GenOptions {
             max_tokens: 64,
-            shared_prefix_messages: 1,
+            shared_prefix_messages: lang::to_english_shared_messages(),
             ..Default::default()
         };
         let g = generator.generate(&lang::to_english_prompt(question), &opts, &mut |_| {})?;
@@ -572,23 +572,28 @@ fn translate_answer(
     timings: &mut Timings,
 ) -> Result<String, AskError> {
     let english = checked.text.clone();
+    // Names go through the translation as placeholders and come back as written.
+    let (masked, names) = lang::protect_names(&english);
     let opts = GenOptions {
         max_tokens: 48 + 3 * english.split_whitespace().count(),
-        shared_prefix_messages: 1,
+        shared_prefix_messages: lang::from_english_shared_messages(script),
         ..Default::default()
     };
     let g = clock.generate(
         generator,
-        &lang::from_english_prompt(&english, script.language()),
+        &lang::from_english_prompt(&masked, script),
         &opts,
         &mut |_| {},
     )?;
     timings.translate_ms += g.prefill_ms + g.decode_ms;
-    let mut text = lang::clean_translation(&g.text);
+    let translated = lang::clean_translation(&g.text);
     // A small model sometimes answers in English again: then the checked English is shown.
-    if text.is_empty() || lang::dominant_script(&text) != Some(script) {
+    // The language is told without the names, which stay in Latin letters.
+    let unnamed = lang::restore_names(&translated, &vec![String::new(); names.len()]);
+    if translated.is_empty() || lang::dominant_script(&unnamed) != Some(script) {
         return Ok(english);
     }
+    let mut text = lang::restore_names(&translated, &names);
     let wanted = lang::markers(&english);
     if lang::markers(&text) != wanted {
         let mut bare = text.clone();

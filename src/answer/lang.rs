@@ -85,30 +85,184 @@ pub fn dominant_script(text: &str) -> Option<Script> {
 
 const TRANSLATE_SYSTEM: &str = "You are a careful translator.";
 
-/// Asks for `question` in English, for retrieval and drafting over English documents.
-pub fn to_english_prompt(question: &str) -> Prompt {
-    Prompt::new(
-        TRANSLATE_SYSTEM,
-        format!(
-            "Translate this question into English. Keep names, numbers and terms exact. Reply \
-             with the English question only.\n\n{}",
-            question.trim()
-        ),
+fn to_english_request(question: &str) -> String {
+    format!(
+        "Translate this question into English. Keep names, numbers and terms exact. Reply with \
+         the English question only.\n\n{}",
+        question.trim()
     )
 }
 
-/// Asks for a checked English `answer` in `language`, its citation markers kept.
-pub fn from_english_prompt(answer: &str, language: &str) -> Prompt {
-    Prompt::new(
-        TRANSLATE_SYSTEM,
-        format!(
-            "Translate this text into {language}. Keep every citation marker such as [1] exactly \
-             where it is. Write the names of people, organisations, places and works in their \
-             original Latin spelling, and numbers as digits. Reply with the translation \
-             only.\n\n{}",
-            answer.trim()
-        ),
+/// How many leading messages every [`to_english_prompt`] shares (kept once computed).
+pub fn to_english_shared_messages() -> usize {
+    1
+}
+
+/// Asks for `question` in English, for retrieval and drafting over English documents. Worked
+/// examples in several scripts were tried: on the Korean seeds questions they gave translations
+/// that retrieved worse (docs/decisions.md, "Questions in other languages").
+pub fn to_english_prompt(question: &str) -> Prompt {
+    Prompt::new(TRANSLATE_SYSTEM, to_english_request(question))
+}
+
+/// The English text of the worked example of [`from_english_prompt`].
+const BRIDGE_EN: &str = "The bridge, designed by NAME1, opened in 1932 after six years of \
+construction. [2]";
+
+/// [`BRIDGE_EN`] in the language of each script: one worked example, so that the reply comes in
+/// that language (a small model asked by English instructions alone often answers in English).
+fn bridge_in(script: Script) -> Option<&'static str> {
+    Some(match script {
+        Script::Latin => return None,
+        Script::Hangul => "NAME1가 설계한 그 다리는 6년의 공사 끝에 1932년에 개통되었습니다. [2]",
+        Script::Japanese => "NAME1が設計したその橋は、6年間の工事を経て1932年に開通しました。[2]",
+        Script::Han => "由NAME1设计的这座桥经过6年施工，于1932年通车。[2]",
+        Script::Cyrillic => {
+            "Мост, спроектированный NAME1, открылся в 1932 году после 6 лет строительства. [2]"
+        }
+        Script::Greek => {
+            "Η γέφυρα, που σχεδίασε η NAME1, άνοιξε το 1932 μετά από 6 χρόνια κατασκευής. [2]"
+        }
+        Script::Arabic => "افتُتح الجسر الذي صممته NAME1 عام 1932 بعد 6 سنوات من البناء. [2]",
+        Script::Hebrew => "הגשר, שתכננה NAME1, נפתח ב-1932 לאחר 6 שנות בנייה. [2]",
+        Script::Devanagari => "NAME1 द्वारा डिज़ाइन किया गया पुल 6 साल के निर्माण के बाद 1932 में खुला। [2]",
+        Script::Thai => "สะพานที่ออกแบบโดย NAME1 เปิดใช้ในปี 1932 หลังการก่อสร้าง 6 ปี [2]",
+    })
+}
+
+fn from_english_request(answer: &str, language: &str) -> String {
+    format!(
+        "Translate this text into {language}. Keep every citation marker such as [1] exactly \
+         where it is. Write the names of people, organisations, places and works in their \
+         original Latin spelling, and numbers as digits. Reply with the translation \
+         only.\n\n{}",
+        answer.trim()
     )
+}
+
+/// How many leading messages every [`from_english_prompt`] for `script` shares.
+pub fn from_english_shared_messages(script: Script) -> usize {
+    1 + 2 * usize::from(bridge_in(script).is_some())
+}
+
+/// Asks for a checked English `answer` in `script`'s language, its citation markers kept.
+pub fn from_english_prompt(answer: &str, script: Script) -> Prompt {
+    let language = script.language();
+    super::with_examples(
+        TRANSLATE_SYSTEM,
+        bridge_in(script).map(|t| (from_english_request(BRIDGE_EN, language), t.to_string())),
+        from_english_request(answer, language),
+    )
+}
+
+/// `text` with each run of capitalised Latin words (a name: "General Paul Nakasone", "FBI",
+/// "ADMM-Plus") replaced by a placeholder `NAME<n>`, and the names in order. A small model
+/// translating into another script transliterates names, often beyond recognition; a
+/// placeholder it copies, and [`restore_names`] puts the name back as written. A run does not
+/// start with a stopword ("The FBI" keeps "The" to translate), and one capitalised word
+/// opening a sentence is a name only when written in capitals ("FBI", not "During").
+pub fn protect_names(text: &str) -> (String, Vec<String>) {
+    let mut out = String::with_capacity(text.len());
+    let mut names: Vec<String> = Vec::new();
+    let mut run: Vec<&str> = Vec::new();
+    let mut run_opens_sentence = false;
+    let mut gap = String::new();
+    let mut sentence_start = true;
+    let flush = |run: &mut Vec<&str>, opens: bool, out: &mut String, names: &mut Vec<String>| {
+        if run.is_empty() {
+            return;
+        }
+        let single = run.len() == 1;
+        let acronym = run[0]
+            .chars()
+            .filter(|c| c.is_alphabetic())
+            .all(|c| c.is_uppercase());
+        if single && opens && !acronym {
+            out.push_str(run[0]);
+        } else {
+            let name = run.join(" ");
+            let n = match names.iter().position(|x| *x == name) {
+                Some(i) => i + 1,
+                None => {
+                    names.push(name);
+                    names.len()
+                }
+            };
+            out.push_str(&format!("NAME{n}"));
+        }
+        run.clear();
+    };
+    for piece in split_keeping_spaces(text) {
+        if piece.chars().all(char::is_whitespace) {
+            if run.is_empty() {
+                out.push_str(piece);
+            } else {
+                gap.push_str(piece);
+            }
+            continue;
+        }
+        // The name part of a word: letters, digits, hyphens, apostrophes, ampersands and inner
+        // dots; what follows it (a comma, a full stop, a bracket) stays outside.
+        let core_len = piece
+            .char_indices()
+            .find(|&(_, c)| !(c.is_alphanumeric() || matches!(c, '-' | '\'' | '&' | '.')))
+            .map_or(piece.len(), |(i, _)| i);
+        let core = piece[..core_len].trim_end_matches('.');
+        let tail = &piece[core.len()..];
+        let capital = core.chars().next().is_some_and(|c| c.is_ascii_uppercase());
+        let joins = capital
+            && core.chars().count() > 1
+            && !(run.is_empty() && super::is_stopword(&core.to_lowercase()));
+        if joins {
+            if run.is_empty() {
+                run_opens_sentence = sentence_start;
+            }
+            gap.clear();
+            run.push(core);
+            if !tail.is_empty() {
+                flush(&mut run, run_opens_sentence, &mut out, &mut names);
+                out.push_str(tail);
+            }
+        } else {
+            flush(&mut run, run_opens_sentence, &mut out, &mut names);
+            out.push_str(&gap);
+            gap.clear();
+            out.push_str(piece);
+        }
+        sentence_start = matches!(piece.chars().last(), Some('.' | '!' | '?'));
+    }
+    flush(&mut run, run_opens_sentence, &mut out, &mut names);
+    out.push_str(&gap);
+    (out, names)
+}
+
+/// `text` cut into runs of whitespace and runs of anything else, in order.
+fn split_keeping_spaces(text: &str) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    let mut prev: Option<bool> = None;
+    for (i, c) in text.char_indices() {
+        let space = c.is_whitespace();
+        if prev.is_some_and(|p| p != space) {
+            pieces.push(&text[start..i]);
+            start = i;
+        }
+        prev = Some(space);
+    }
+    if start < text.len() {
+        pieces.push(&text[start..]);
+    }
+    pieces
+}
+
+/// `text` with each placeholder of [`protect_names`] replaced by its name; highest numbers
+/// first, so `NAME1` does not match inside `NAME12`.
+pub fn restore_names(text: &str, names: &[String]) -> String {
+    let mut out = text.to_string();
+    for (i, name) in names.iter().enumerate().rev() {
+        out = out.replace(&format!("NAME{}", i + 1), name);
+    }
+    out
 }
 
 /// The first line of a translation reply, without quotes a model may wrap it in.
@@ -139,6 +293,64 @@ pub fn markers(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn translation_prompts_and_their_worked_examples() {
+        let to = to_english_prompt(" 다리는 언제 개통되었습니까? ");
+        assert_eq!(to.messages.len(), to_english_shared_messages() + 1);
+        assert!(to
+            .messages
+            .last()
+            .unwrap()
+            .content
+            .ends_with("\n\n다리는 언제 개통되었습니까?"));
+        for script in [
+            Script::Hangul,
+            Script::Japanese,
+            Script::Han,
+            Script::Cyrillic,
+            Script::Greek,
+            Script::Arabic,
+            Script::Hebrew,
+            Script::Devanagari,
+            Script::Thai,
+        ] {
+            let p = from_english_prompt("Lee met Paul. [1]", script);
+            assert_eq!(p.messages.len(), from_english_shared_messages(script) + 1);
+            let example = &p.messages[2].content;
+            assert_eq!(dominant_script(example), Some(script), "{example}");
+            assert!(
+                example.contains("NAME1") && example.ends_with("[2]"),
+                "{example}"
+            );
+            assert!(p.messages[3].content.contains(script.language()));
+        }
+        assert_eq!(from_english_shared_messages(Script::Latin), 1);
+    }
+
+    #[test]
+    fn names_are_kept_out_of_translation_and_put_back() {
+        let text = "The FBI said General Paul Nakasone met Lee Jong-sup, and the FBI agreed. [1]";
+        let (masked, names) = protect_names(text);
+        assert_eq!(
+            masked,
+            "The NAME1 said NAME2 met NAME3, and the NAME1 agreed. [1]"
+        );
+        assert_eq!(names, ["FBI", "General Paul Nakasone", "Lee Jong-sup"]);
+        assert_eq!(restore_names(&masked, &names), text);
+        // One capitalised word opening a sentence is an ordinary word unless in capitals.
+        let (masked, names) = protect_names("During 2013, NATO met. Singapore joined ADMM-Plus.");
+        assert_eq!(masked, "During 2013, NAME1 met. Singapore joined NAME2.");
+        assert_eq!(names, ["NATO", "ADMM-Plus"]);
+        // Placeholders past nine are put back whole.
+        let many: Vec<String> = (1..=12).map(|i| format!("Name{i}x")).collect();
+        let (masked, names) = protect_names(&format!("x {}", many.join(", ")));
+        assert_eq!(names.len(), 12);
+        assert_eq!(
+            restore_names(&masked, &names),
+            format!("x {}", many.join(", "))
+        );
+    }
 
     #[test]
     fn scripts_are_told_by_most_letters() {

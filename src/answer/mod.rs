@@ -146,7 +146,7 @@ answer the question."
 /// A prompt of `system`, then each worked example as a user request and the assistant's reply,
 /// then the real `request`: the layout of every prompt with worked examples, so their shared
 /// leading messages stay byte-identical (a kept prefix).
-fn with_examples(
+pub(crate) fn with_examples(
     system: &str,
     examples: impl IntoIterator<Item = (String, String)>,
     request: String,
@@ -963,6 +963,11 @@ fn source_label_len(rest: &[char]) -> usize {
     } else {
         0
     }
+}
+
+/// Whether `word` (lower-cased) is one of the stopwords [`content_words`] leaves out.
+pub(crate) fn is_stopword(word: &str) -> bool {
+    STOPWORDS.contains(&word)
 }
 
 const STOPWORDS: &[&str] = &[
