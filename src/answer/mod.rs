@@ -655,6 +655,109 @@ pub fn drop_unfinished_tail(reply: &str) -> &str {
     }
 }
 
+/// The leading clauses of `sentence`, longest first: the text before each comma, closed by a
+/// full stop, when it keeps at least three words and what it leaves out holds no number (where
+/// a small model invents most: an unsupported date in a tail is evidence against the whole
+/// sentence) and no negation or contrast (leaving out ", but not in 2023" would turn the claim
+/// around).
+fn leading_clauses(sentence: &str) -> Vec<String> {
+    use unicode_segmentation::UnicodeSegmentation;
+    const TURNS: &[&str] = &[
+        "not", "no", "never", "nor", "neither", "none", "without", "but", "however", "although",
+        "though", "except", "unless", "yet",
+    ];
+    let mut out: Vec<String> = sentence
+        .match_indices(", ")
+        .filter(|&(i, _)| {
+            let tail = &sentence[i..];
+            !tail.chars().any(|c| c.is_ascii_digit())
+                && !tail.unicode_words().any(|w| {
+                    let w = w.to_lowercase();
+                    TURNS.contains(&w.as_str()) || w.ends_with("n't")
+                })
+        })
+        .map(|(i, _)| sentence[..i].trim_end())
+        .filter(|c| c.split_whitespace().count() >= 3)
+        .map(|c| format!("{c}."))
+        .collect();
+    out.reverse();
+    out
+}
+
+/// The passages that support `text` (cited ones first, else the best-matching one), its best
+/// support score, `text` itself and the citations dropped as not supporting it. See
+/// [`check_answer`] for what supports a sentence.
+fn judge_support(
+    text: &str,
+    markers: &[Marker],
+    passage_words: &[BTreeSet<String>],
+    question_words: &BTreeSet<String>,
+    cfg: &CheckConfig,
+) -> (Vec<(usize, Support)>, f32, String, Vec<DroppedCitation>) {
+    let mut dropped = Vec::new();
+    let mut all_words = content_words(text);
+    all_words.retain(|w| !SOURCE_TALK.contains(&w.as_str()));
+    let novel: BTreeSet<String> = all_words.difference(question_words).cloned().collect();
+    let words = if novel.is_empty() { all_words } else { novel };
+    let overlap = |i: usize| -> f32 {
+        if words.is_empty() {
+            return 1.0;
+        }
+        // Numbers are where small models invent most (dates, counts, ages), and one wrong
+        // digit makes the claim false however many words match: every number the sentence
+        // adds must be in the passage.
+        let numbers_ok = words
+            .iter()
+            .filter(|w| w.chars().any(|c| c.is_ascii_digit()))
+            .all(|w| passage_words[i].contains(w));
+        if !numbers_ok {
+            return 0.0;
+        }
+        words.intersection(&passage_words[i]).count() as f32 / words.len() as f32
+    };
+    let mut sources = Vec::new();
+    let mut best = 0.0f32;
+    for m in markers {
+        match m.number.checked_sub(1).filter(|&i| i < passage_words.len()) {
+            None => dropped.push(DroppedCitation {
+                raw: m.raw.clone(),
+                reason: format!(
+                    "no passage [{}] in the prompt (it had {})",
+                    m.number,
+                    passage_words.len()
+                ),
+            }),
+            Some(i) => {
+                let score = overlap(i);
+                if score >= cfg.min_support {
+                    if !sources.iter().any(|(j, _)| *j == i) {
+                        sources.push((i, Support::Cited));
+                    }
+                    best = best.max(score);
+                } else {
+                    dropped.push(DroppedCitation {
+                        raw: m.raw.clone(),
+                        reason: format!(
+                            "passage [{}] does not support the sentence (word overlap {score:.2})",
+                            m.number
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    if sources.is_empty() {
+        let scored = (0..passage_words.len()).map(|i| (i, overlap(i)));
+        if let Some((i, score)) = scored.max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0))) {
+            if score >= cfg.min_support {
+                sources.push((i, Support::Matched));
+                best = score;
+            }
+        }
+    }
+    (sources, best, text.to_string(), dropped)
+}
+
 /// Parses `reply` against the `passages` it was prompted with for `question` and checks every
 /// citation.
 ///
@@ -688,69 +791,24 @@ pub fn check_answer(
         if text.trim().chars().all(|c| !c.is_alphanumeric()) {
             continue;
         }
-        let mut all_words = content_words(&text);
-        all_words.retain(|w| !SOURCE_TALK.contains(&w.as_str()));
-        let novel: BTreeSet<String> = all_words.difference(&question_words).cloned().collect();
-        let words = if novel.is_empty() { all_words } else { novel };
-        let overlap = |i: usize| -> f32 {
-            if words.is_empty() {
-                return 1.0;
-            }
-            // Numbers are where small models invent most (dates, counts, ages), and one wrong
-            // digit makes the claim false however many words match: every number the sentence
-            // adds must be in the passage.
-            let numbers_ok = words
-                .iter()
-                .filter(|w| w.chars().any(|c| c.is_ascii_digit()))
-                .all(|w| passage_words[i].contains(w));
-            if !numbers_ok {
-                return 0.0;
-            }
-            words.intersection(&passage_words[i]).count() as f32 / words.len() as f32
-        };
-        let mut sources = Vec::new();
-        let mut best = 0.0f32;
-        for m in markers {
-            match m.number.checked_sub(1).filter(|&i| i < passages.len()) {
-                None => dropped.push(DroppedCitation {
-                    raw: m.raw.clone(),
-                    reason: format!(
-                        "no passage [{}] in the prompt (it had {})",
-                        m.number,
-                        passages.len()
-                    ),
-                }),
-                Some(i) => {
-                    let score = overlap(i);
-                    if score >= cfg.min_support {
-                        if !sources.iter().any(|(j, _)| *j == i) {
-                            sources.push((i, Support::Cited));
-                        }
-                        best = best.max(score);
-                    } else {
-                        dropped.push(DroppedCitation {
-                            raw: m.raw.clone(),
-                            reason: format!(
-                                "passage [{}] does not support the sentence (word overlap {score:.2})",
-                                m.number
-                            ),
-                        });
-                    }
+        // A sentence no passage supports may still open with a clause one does: a small model
+        // often appends a clause of its own ("..., which is the source of the instruction").
+        // The longest supported leading clause is kept in its place.
+        let whole = text.trim().to_string();
+        let mut judged = judge_support(&whole, &markers, &passage_words, &question_words, cfg);
+        if judged.0.is_empty() {
+            for clause in leading_clauses(&whole) {
+                let j = judge_support(&clause, &markers, &passage_words, &question_words, cfg);
+                if !j.0.is_empty() {
+                    judged = j;
+                    break;
                 }
             }
         }
-        if sources.is_empty() {
-            let scored = (0..passages.len()).map(|i| (i, overlap(i)));
-            if let Some((i, score)) = scored.max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
-            {
-                if score >= cfg.min_support {
-                    sources.push((i, Support::Matched));
-                    best = score;
-                }
-            }
-        }
+        let (sources, best, text, dropped_here) = judged;
+        dropped.extend(dropped_here);
         sentences.push(CheckedSentence {
-            text: text.trim().to_string(),
+            text,
             sources,
             support_score: best,
         });
@@ -1103,6 +1161,31 @@ mod tests {
                 text: "South Korea joined Cyber Flag for the first time in October.".into(),
             },
         ]
+    }
+
+    #[test]
+    fn a_supported_leading_clause_stands_in_for_a_sentence_with_a_tail_of_its_own() {
+        let cfg = CheckConfig::default();
+        let q = "Where did Lee meet Nakasone?";
+        let filler = check_answer(
+            q,
+            "Lee met Nakasone in Seoul, which is where the instructions inside the documents \
+             were kept hidden from everybody. [1]",
+            &passages(),
+            &cfg,
+        );
+        assert!(!filler.abstained, "{:?}", filler.abstain_reason);
+        assert_eq!(filler.sentences[0].text, "Lee met Nakasone in Seoul.");
+        assert_eq!(filler.cited, vec![0]);
+        // A tail with a number, or one that turns the claim around, is not cut off: the
+        // sentence stays unsupported.
+        for reply in [
+            "Lee met Nakasone in Seoul, which was scheduled for 12 members of parliament. [1]",
+            "Lee met Nakasone in Seoul, but never discussed the parliamentary agenda there. [1]",
+        ] {
+            let a = check_answer(q, reply, &passages(), &cfg);
+            assert!(a.abstained, "{reply}: {:?}", a.sentences);
+        }
     }
 
     #[test]
