@@ -100,7 +100,7 @@ pub struct VerifyParts {
     pub answer: f32,
     /// Does the text answer this exact question at all ([`answer::answerable_prompt`])?
     pub question: f32,
-    /// True when the last two judged the sentences that hold the short answer
+    /// True when the three judged the sentences that hold the short answer
     /// ([`answer::constraints::evidence_window`]) rather than the whole passages.
     pub focused: bool,
 }
@@ -508,16 +508,16 @@ fn draft(
             let text: Vec<&str> = held.iter().map(|p| p.text.as_str()).collect();
             let text = text.join("\n");
             let claim = short_answer.as_deref().unwrap_or(sentence);
-            // The drafted sentence is judged against the whole passages; the question with its
-            // short answer, and the question alone, against the sentences that hold the short
-            // answer: a small model judges a near miss better on a few sentences than on whole
-            // passages, and reads them faster (docs/decisions.md, "Declining").
+            // All three are judged on the sentences that hold the short answer (the whole
+            // passages when there is none): a small model judges a near miss better on a few
+            // sentences than on whole passages, and reads them faster (docs/decisions.md,
+            // "Declining").
             let window = short_answer
                 .as_deref()
                 .and_then(|short| answer::constraints::evidence_window(question, short, &held));
             let evidence = window.as_deref().unwrap_or(&text);
             let judged = [
-                (answer::verify_prompt(&text, sentence), 1),
+                (answer::verify_prompt(evidence, sentence), 1),
                 (
                     answer::answer_claim_prompt(evidence, question, claim),
                     answer::answer_claim_shared_messages(),
