@@ -446,10 +446,12 @@ pub fn first_word(span: &str) -> Vec<String> {
     }
 }
 
-/// Why a short answer that holds a number is not grounded, if it is not: it must appear word
-/// for word (case and punctuation aside) in one of the passages. The sentence check already
-/// wants every number in the passage; this catches a date or figure put together from pieces
-/// that are there apart ("October 10th" from "in October" and "on the 10th").
+/// Why a short answer that holds a number is not grounded, if it is not: its numbers with the
+/// word on either side of them must appear word for word (case and punctuation aside) in one of
+/// the passages. The sentence check already wants every number in the passage; this catches a
+/// date or figure put together from pieces that are there apart ("October 10th" from "in
+/// October" and "on the 10th"). Words further from the numbers are the model's own phrasing
+/// ("because of the COVID-19 pandemic" from "due to the COVID-19 pandemic") and are not asked.
 pub fn short_answer_unquoted(short: &str, passages: &[Passage]) -> Option<Decline> {
     if !short.chars().any(|c| c.is_ascii_digit()) {
         return None;
@@ -462,9 +464,16 @@ pub fn short_answer_unquoted(short: &str, passages: &[Passage]) -> Option<Declin
             .to_lowercase();
         format!(" {} ", one_line(&spaced))
     };
-    let wanted = words(short);
-    if passages.iter().any(|p| words(&p.text).contains(&wanted)) {
-        return None;
+    let tokens: Vec<String> = words(short).split_whitespace().map(String::from).collect();
+    let numbered: Vec<usize> = (0..tokens.len())
+        .filter(|&i| tokens[i].chars().any(|c| c.is_ascii_digit()))
+        .collect();
+    if let (Some(&first), Some(&last)) = (numbered.first(), numbered.last()) {
+        let span = &tokens[first.saturating_sub(1)..(last + 2).min(tokens.len())];
+        let wanted = format!(" {} ", span.join(" "));
+        if passages.iter().any(|p| words(&p.text).contains(&wanted)) {
+            return None;
+        }
     }
     // Korean attaches particles to a number's unit ("28자로"), and Chinese and Japanese do not
     // space words: there the span is looked for with spaces and punctuation aside.
@@ -1496,6 +1505,10 @@ mod tests {
         assert!(short_answer_unquoted("$1.2 billion", &p).is_none());
         assert!(short_answer_unquoted("1.2 billion", &p).is_none());
         assert!(short_answer_unquoted("12 billion", &p).is_some());
+        // Words away from the number are the model's phrasing; those next to it are not.
+        p[1].text = "The meetings were held online due to the COVID-19 pandemic.".into();
+        assert!(short_answer_unquoted("because of the COVID-19 pandemic", &p).is_none());
+        assert!(short_answer_unquoted("because of the COVID-19 outbreak", &p).is_some());
         let korean = [Passage {
             id: ChunkId::new("ko", 0),
             title: String::new(),
