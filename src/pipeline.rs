@@ -314,7 +314,13 @@ pub fn answer_hits(
             cfg,
             question,
             passages,
-            query.script.filter(|_| reply_language.is_none()),
+            match (query.script, reply_language) {
+                (Some(script), None) => Asked::InItsLanguage(script),
+                (Some(_), Some(_)) if query.english.is_some() => Asked::Translated {
+                    original: &query.original,
+                },
+                _ => Asked::AsWritten,
+            },
             on_token,
         )?
     } else {
@@ -378,9 +384,22 @@ struct Drafted {
     coverage: Option<answer::constraints::Coverage>,
 }
 
+/// How a draft prompt puts the question.
+enum Asked<'a> {
+    AsWritten,
+    /// In another script than English, over passages in that script: the draft is asked in
+    /// the question's language (the instructions are English, and a small model follows their
+    /// language).
+    InItsLanguage(Script),
+    /// Translated into English for passages in English: the question as written is shown
+    /// beside the translation, which a small model gets wrong at times.
+    Translated {
+        original: &'a str,
+    },
+}
+
 /// Drafts an answer to `question` from `passages`, checks its citations, takes its short
-/// answer and verifies it. `own_language` is the question's script when the passages share
-/// it (the draft is then asked in that language).
+/// answer and verifies it.
 #[allow(clippy::too_many_arguments)]
 fn draft(
     generator: &mut dyn Generator,
@@ -389,7 +408,7 @@ fn draft(
     cfg: &AskConfig,
     question: &str,
     mut passages: Vec<Passage>,
-    own_language: Option<Script>,
+    asked: Asked,
     on_token: &mut dyn FnMut(&str),
 ) -> Result<Drafted, AskError> {
     // A `-k` past the model's context costs the passages that do not fit, not the answer.
@@ -402,11 +421,10 @@ fn draft(
         // Not even one passage fits: generating reports the prompt's size.
         passages.truncate(fit.max(1));
     }
-    // A question drafted in its own language over passages in that language is asked to be
-    // answered in it (the instructions are English, and a small model follows their language).
-    let asked = match own_language {
-        Some(script) => format!("{question} (Answer in {}.)", script.language()),
-        None => question.to_string(),
+    let asked = match asked {
+        Asked::InItsLanguage(script) => format!("{question} (Answer in {}.)", script.language()),
+        Asked::Translated { original } => format!("{question} (Asked as: {original})"),
+        Asked::AsWritten => question.to_string(),
     };
     let prompt = answer::build_prompt(&asked, &passages);
     // The system message opens every draft prompt: kept once computed (also on disk).
