@@ -34,7 +34,7 @@ pub enum ModelsCommand {
 }
 
 pub fn run(global: &GlobalArgs, command: &ModelsCommand) -> Result<ExitCode> {
-    let store = global.store();
+    let store = global.store()?;
     match command {
         ModelsCommand::List { json } => {
             let statuses = all_statuses(&store, false)?;

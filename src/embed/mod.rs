@@ -4,7 +4,10 @@
 //! Called by the index builder and by query-time retrieval; takes file paths, never the CLI.
 
 pub mod bert;
+mod served;
 pub mod worker;
+
+pub use served::ServedEmbedder;
 
 use std::path::Path;
 
@@ -30,6 +33,8 @@ pub enum EmbedError {
     Candle(#[from] candle_core::Error),
     #[error("embedding worker: {0}")]
     Worker(String),
+    #[error(transparent)]
+    Served(#[from] crate::served::ServedError),
 }
 
 /// Maps texts to unit-length vectors; similar texts get a high dot product.
