@@ -60,7 +60,7 @@ pub enum ServedError {
         message: String,
     },
     /// The server answered with an error status (after retries for 429 and 5xx).
-    #[error("the model server at {url} answered HTTP {status} ({attempts} attempt{}): {message}", plural(*.attempts))]
+    #[error("the model server at {url} answered HTTP {status} ({attempts} attempt{}): {message}", plural(.attempts))]
     Status {
         url: String,
         status: u16,
@@ -70,7 +70,7 @@ pub enum ServedError {
     /// The connection broke before a whole reply arrived, on every attempt.
     #[error(
         "the model server at {url} closed the connection before its reply was complete \
-         ({attempts} attempt{}): {reason}", plural(*.attempts)
+         ({attempts} attempt{}): {reason}", plural(.attempts)
     )]
     Disconnected {
         url: String,
@@ -85,8 +85,8 @@ pub enum ServedError {
     BadReply { url: String, why: String },
 }
 
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
+fn plural(n: &usize) -> &'static str {
+    if *n == 1 {
         ""
     } else {
         "s"

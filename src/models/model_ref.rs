@@ -63,7 +63,10 @@ impl ModelRef {
         }
         if let Ok(spec) = registry.get(value) {
             if spec.role != ModelRole::Generator {
-                return Err(format!("`{value}` is a registered {}, not a generator", spec.role));
+                return Err(format!(
+                    "`{value}` is not a registered generator (it is a registered {})",
+                    spec.role
+                ));
             }
             return Ok(match &spec.served {
                 Some(s) => ModelRef::Served {
@@ -182,6 +185,6 @@ mod tests {
         let e = parse("gpt-9", None).unwrap_err();
         assert!(e.contains("qwen2.5-coder-1.5b-instruct") && e.contains(".gguf"), "{e}");
         let e = parse("all-minilm-l6-v2", None).unwrap_err();
-        assert!(e.contains("not a generator"), "{e}");
+        assert!(e.contains("is not a registered generator"), "{e}");
     }
 }

@@ -316,11 +316,7 @@ async fn models(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiEr
     // The generator first: a client that takes the first model gets raw generation.
     Ok(Json(json!({
         "object": "list",
-        "data": [
-            model(&state.generator, "generator"),
-            model(&state.embedder, "embedder"),
-            model(RAG_MODEL, "answers"),
-        ],
+        "data": [model(&state.generator, "generator"), model(&state.embedder, "embedder")],
         "docqa": status,
     })))
 }
@@ -482,9 +478,9 @@ fn unix_now() -> u64 {
 
 async fn chat(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
     let body: ChatBody = parse(&body)?;
-    match body.model.as_deref() {
-        None | Some(RAG_MODEL) => {}
-        Some(m) if m == state.generator => return raw_chat(state, body).await,
+    let raw = match body.model.as_deref() {
+        None | Some(RAG_MODEL) => false,
+        Some(m) if m == state.generator => true,
         Some(m) => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -497,6 +493,9 @@ async fn chat(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Respons
             )
             .openai("invalid_request_error", "model_not_found"))
         }
+    };
+    if raw {
+        return raw_chat(state, body).await;
     }
     let question = body
         .messages

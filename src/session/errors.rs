@@ -220,6 +220,7 @@ fn session_kind(e: &SessionError) -> Option<ErrorKind> {
         SessionError::Index(e) => index_kind(e),
         SessionError::Indexing { .. } => return None,
         SessionError::ReadFile { .. } => ErrorKind::Io,
+        SessionError::Embed(crate::embed::EmbedError::Served(e)) => served_kind(e),
         SessionError::Embed(_) => ErrorKind::Embedding,
         SessionError::Generate(e) => generate_kind(e),
         SessionError::ModelFile { source, .. } => generate_kind(source),
