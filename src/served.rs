@@ -225,9 +225,8 @@ impl Client {
             if attempt > self.opts.retries {
                 return Err(failure);
             }
-            let wait = wait.unwrap_or_else(|| {
-                self.opts.backoff * 2u32.saturating_pow((attempt - 1) as u32)
-            });
+            let wait = wait
+                .unwrap_or_else(|| self.opts.backoff * 2u32.saturating_pow((attempt - 1) as u32));
             let left = self.opts.timeout.saturating_sub(started.elapsed());
             if wait >= left {
                 // Waiting would use up the time limit: the failure so far is the answer.
@@ -354,7 +353,10 @@ mod tests {
             Some("x"),
             1,
         );
-        assert!(matches!(e, ServedError::UnknownModel { ref model, .. } if model == "x"), "{e}");
+        assert!(
+            matches!(e, ServedError::UnknownModel { ref model, .. } if model == "x"),
+            "{e}"
+        );
         let e = status_error(
             "u",
             400,
@@ -368,7 +370,14 @@ mod tests {
         assert!(e.to_string().contains("ending in /v1"), "{e}");
         let e = status_error("u", 503, "busy", Some("x"), 4);
         assert!(
-            matches!(e, ServedError::Status { status: 503, attempts: 4, .. }),
+            matches!(
+                e,
+                ServedError::Status {
+                    status: 503,
+                    attempts: 4,
+                    ..
+                }
+            ),
             "{e}"
         );
     }

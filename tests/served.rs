@@ -19,8 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use docqa::generate::{
-    GenOptions, Generator, GgufGenerator, Prompt, ServedGenerator, ShortAnswerSource,
-    VerifySource,
+    GenOptions, Generator, GgufGenerator, Prompt, ServedGenerator, ShortAnswerSource, VerifySource,
 };
 use docqa::served::{ServedError, ServedOptions};
 use serde_json::{json, Value};
@@ -71,7 +70,12 @@ impl FaultServer {
     }
 
     fn paths(&self) -> Vec<String> {
-        self.seen.lock().unwrap().iter().map(|(p, _)| p.clone()).collect()
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect()
     }
 }
 
@@ -124,7 +128,10 @@ fn respond(mut stream: TcpStream, act: Act) {
 }
 
 fn models_list(ids: &[&str]) -> Act {
-    let data: Vec<Value> = ids.iter().map(|id| json!({"id": id, "object": "model"})).collect();
+    let data: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"id": id, "object": "model"}))
+        .collect();
     Act::Reply(200, vec![], json!({"object": "list", "data": data}))
 }
 
@@ -151,6 +158,14 @@ fn quick() -> ServedOptions {
         retries: 2,
         timeout: Duration::from_secs(20),
         ..ServedOptions::default()
+    }
+}
+
+/// The server's error inside a generation error.
+fn served(e: docqa::generate::GenerateError) -> ServedError {
+    match e {
+        docqa::generate::GenerateError::Served(e) => *e,
+        other => panic!("not a served model's error: {other}"),
     }
 }
 
@@ -181,7 +196,11 @@ fn a_429_is_retried_after_its_retry_after_then_answered() {
     let started = Instant::now();
     let out = g.generate_text(&Prompt::user("Is it?"), &yes_no()).unwrap();
     // Retry-After (1 s) was honoured instead of the 20 ms backoff.
-    assert!(started.elapsed() >= Duration::from_millis(900), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(out.first_logprobs, vec![-0.25, -1.75]);
     assert_eq!(out.text, "Yes");
     assert_eq!(server.paths().len(), 4, "{:?}", server.paths());
@@ -199,10 +218,20 @@ fn a_server_that_keeps_answering_429_or_disappears_mid_answer_fails_after_its_re
         _ => Act::Reply(429, vec![], json!({"error": {"message": "quota"}})),
     });
     let mut g = ServedGenerator::connect(&server.base, Some("m"), quick()).unwrap();
-    let e = g.generate_text(&Prompt::user("q"), &GenOptions::default()).unwrap_err();
+    let e = served(
+        g.generate_text(&Prompt::user("q"), &GenOptions::default())
+            .unwrap_err(),
+    );
     let msg = e.to_string();
     assert!(
-        matches!(e, docqa::generate::GenerateError::Served(ServedError::Status { status: 429, attempts: 3, .. })),
+        matches!(
+            e,
+            ServedError::Status {
+                status: 429,
+                attempts: 3,
+                ..
+            }
+        ),
         "{msg}"
     );
     assert!(msg.contains(&server.base) && msg.contains("quota"), "{msg}");
@@ -215,13 +244,19 @@ fn a_server_that_keeps_answering_429_or_disappears_mid_answer_fails_after_its_re
         _ => Act::CutOff,
     });
     let mut g = ServedGenerator::connect(&server.base, None, quick()).unwrap();
-    let e = g.generate_text(&Prompt::user("q"), &GenOptions::default()).unwrap_err();
+    let e = served(
+        g.generate_text(&Prompt::user("q"), &GenOptions::default())
+            .unwrap_err(),
+    );
     let msg = e.to_string();
     assert!(
-        matches!(e, docqa::generate::GenerateError::Served(ServedError::Disconnected { attempts: 3, .. })),
+        matches!(e, ServedError::Disconnected { attempts: 3, .. }),
         "{msg}"
     );
-    assert!(msg.contains("closed the connection") && msg.contains(&server.base), "{msg}");
+    assert!(
+        msg.contains("closed the connection") && msg.contains(&server.base),
+        "{msg}"
+    );
     assert_eq!(server.paths().len(), 5);
 }
 
@@ -237,7 +272,10 @@ fn unknown_model_context_overflow_and_nothing_listening_are_named() {
         ),
     });
     let e = ServedGenerator::connect(&server.base, Some("zz"), quick()).unwrap_err();
-    assert!(matches!(e, ServedError::UnknownModel { ref model, .. } if model == "zz"), "{e}");
+    assert!(
+        matches!(e, ServedError::UnknownModel { ref model, .. } if model == "zz"),
+        "{e}"
+    );
     assert!(e.to_string().contains("a, b"), "{e}");
     // A server without a list answers 404 for the model itself.
     let server = FaultServer::start(|path, _, _| match path {
@@ -262,21 +300,28 @@ fn unknown_model_context_overflow_and_nothing_listening_are_named() {
         ),
     });
     let mut g = ServedGenerator::connect(&server.base, None, quick()).unwrap();
-    let e = g.generate_text(&Prompt::user("long"), &GenOptions::default()).unwrap_err();
-    assert!(
-        matches!(e, docqa::generate::GenerateError::Served(ServedError::ContextOverflow { .. })),
-        "{e}"
+    let e = served(
+        g.generate_text(&Prompt::user("long"), &GenOptions::default())
+            .unwrap_err(),
     );
+    assert!(matches!(e, ServedError::ContextOverflow { .. }), "{e}");
     assert!(e.to_string().contains("context"), "{e}");
 
     // Nothing listening: a closed port.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let url = format!("http://127.0.0.1:{port}/v1");
     let started = Instant::now();
     let e = ServedGenerator::connect(&url, None, quick()).unwrap_err();
     assert!(matches!(e, ServedError::Unreachable { .. }), "{e}");
     assert!(e.to_string().contains(&url), "{e}");
-    assert!(started.elapsed() < Duration::from_secs(5), "refused is not retried");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refused is not retried"
+    );
 }
 
 #[test]
@@ -290,8 +335,12 @@ fn without_logprobs_verification_is_scored_from_the_generated_yes_no() {
     });
     let mut g = ServedGenerator::connect(&server.base, None, quick()).unwrap();
     assert_eq!(g.features().verification, VerifySource::GeneratedYesNo);
-    let yes = g.generate_text(&Prompt::user("Is it red?"), &yes_no()).unwrap();
-    let no = g.generate_text(&Prompt::user("Is it blue?"), &yes_no()).unwrap();
+    let yes = g
+        .generate_text(&Prompt::user("Is it red?"), &yes_no())
+        .unwrap();
+    let no = g
+        .generate_text(&Prompt::user("Is it blue?"), &yes_no())
+        .unwrap();
     assert_eq!(yes.first_logprobs, vec![0.0, -1.0]);
     assert_eq!(no.first_logprobs, vec![-1.0, 0.0]);
     // The short answer's plain request is kept as the span of the sentence it matches.
@@ -337,7 +386,15 @@ struct Serve {
 impl Serve {
     fn start(docs: &Path, index: &Path) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_docqa"))
-            .args(["serve", "--addr", "127.0.0.1:0", "-k", "2", "--model", SMOLLM])
+            .args([
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+                "-k",
+                "2",
+                "--model",
+                SMOLLM,
+            ])
             .arg("--corpus")
             .arg(docs)
             .arg("--index")
@@ -428,7 +485,11 @@ fn any_kind_of_model_in_ask_and_compare() {
     let base = server.base.clone();
 
     // docqa serve as a plain OpenAI-compatible generator.
-    let models: Value = ureq::get(&format!("{base}/models")).call().unwrap().into_json().unwrap();
+    let models: Value = ureq::get(&format!("{base}/models"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
     assert_eq!(models["data"][0]["id"], SMOLLM, "{models:#}");
     let verdict = json!({
         "model": SMOLLM,
@@ -437,12 +498,20 @@ fn any_kind_of_model_in_ask_and_compare() {
     });
     let (status, v) = post(&format!("{base}/chat/completions"), verdict.clone());
     assert_eq!(status, 200, "{v:#}");
-    let top = v["choices"][0]["logprobs"]["content"][0]["top_logprobs"].as_array().unwrap();
+    let top = v["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+        .as_array()
+        .unwrap();
     assert_eq!(top.len(), 20);
     let lp: Vec<f64> = top.iter().map(|t| t["logprob"].as_f64().unwrap()).collect();
-    assert!(lp.windows(2).all(|w| w[0] >= w[1]) && lp[0] <= 0.0, "{lp:?}");
+    assert!(
+        lp.windows(2).all(|w| w[0] >= w[1]) && lp[0] <= 0.0,
+        "{lp:?}"
+    );
     // Greedy: the reply is the likeliest first token.
-    assert_eq!(v["choices"][0]["message"]["content"], top[0]["token"], "{v:#}");
+    assert_eq!(
+        v["choices"][0]["message"]["content"], top[0]["token"],
+        "{v:#}"
+    );
     assert_eq!(v["usage"]["completion_tokens"], 1);
     let (status, v) = post(
         &format!("{base}/chat/completions"),
@@ -461,13 +530,25 @@ fn any_kind_of_model_in_ask_and_compare() {
     let mut local = GgufGenerator::load(&gguf, &candle_core::Device::Cpu).unwrap();
     let here = local.generate_text(&prompt, &yes_no()).unwrap();
     for (r, h) in remote.first_logprobs.iter().zip(&here.first_logprobs) {
-        assert!((r - h).abs() < 2e-2, "served {:?} vs local {:?}", remote.first_logprobs, here.first_logprobs);
+        assert!(
+            (r - h).abs() < 2e-2,
+            "served {:?} vs local {:?}",
+            remote.first_logprobs,
+            here.first_logprobs
+        );
     }
     drop(local);
 
-    let corpus = ["--corpus", docs.to_str().unwrap(), "--index", index.to_str().unwrap()];
+    let corpus = [
+        "--corpus",
+        docs.to_str().unwrap(),
+        "--index",
+        index.to_str().unwrap(),
+    ];
     let ask = |model: &str| {
-        let mut args = vec!["ask", NAKASONE_Q, "--json", "-k", "2", "--verify", "--model", model];
+        let mut args = vec![
+            "ask", NAKASONE_Q, "--json", "-k", "2", "--verify", "--model", model,
+        ];
         args.extend(corpus);
         docqa(&args)
     };
@@ -481,7 +562,12 @@ fn any_kind_of_model_in_ask_and_compare() {
     assert_eq!(g["features"]["verification"], "logprobs");
     assert_eq!(g["features"]["short_answer"], "plain_request");
     assert!(g["sha256"].is_null());
-    let retrieved: Vec<&str> = r["retrieval"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap()).collect();
+    let retrieved: Vec<&str> = r["retrieval"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap())
+        .collect();
     for c in r["citations"].as_array().unwrap() {
         assert!(retrieved.contains(&c["id"].as_str().unwrap()), "{r:#}");
     }
@@ -492,7 +578,12 @@ fn any_kind_of_model_in_ask_and_compare() {
     assert_eq!(code, 0, "{r:#}");
     let g = &r["models"]["generator"];
     assert_eq!(g["kind"], "file", "{g:#}");
-    let pinned = docqa::models::Registry::builtin().get(SMOLLM).unwrap().files[0].sha256.clone();
+    let pinned = docqa::models::Registry::builtin()
+        .get(SMOLLM)
+        .unwrap()
+        .files[0]
+        .sha256
+        .clone();
     assert_eq!(g["sha256"], pinned.as_str());
     assert_eq!(g["features"]["short_answer"], "copy_constrained");
 
@@ -503,15 +594,25 @@ fn any_kind_of_model_in_ask_and_compare() {
     assert_eq!(code, 1, "{r:#}");
     assert_eq!(r["error"]["kind"], "unsupported_model", "{r:#}");
     let msg = r["error"]["message"].as_str().unwrap();
-    assert!(msg.contains("`gpt2`") && msg.contains("qwen2, llama") && msg.contains("gpt2.gguf"), "{msg}");
+    assert!(
+        msg.contains("`gpt2`") && msg.contains("qwen2, llama") && msg.contains("gpt2.gguf"),
+        "{msg}"
+    );
 
     // Nothing listening.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dead = format!("http://127.0.0.1:{port}/v1");
     let (code, r) = ask(&dead);
     assert_eq!(code, 1, "{r:#}");
     assert_eq!(r["error"]["kind"], "server_unreachable", "{r:#}");
-    assert!(r["error"]["message"].as_str().unwrap().contains(&dead), "{r:#}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains(&dead),
+        "{r:#}"
+    );
 
     // compare over the three kinds: one leaderboard.
     let qa = dir.path().join("qa.jsonl");
@@ -528,15 +629,24 @@ fn any_kind_of_model_in_ask_and_compare() {
     let out = dir.path().join("board");
     let models = format!("{SMOLLM},{},{base}", gguf.display());
     let mut args = vec![
-        "compare", "--json", "--models", &models, "--modes", "hybrid", "--qa", qa.to_str().unwrap(),
-        "--out", out.to_str().unwrap(), "--no-cache",
+        "compare",
+        "--json",
+        "--models",
+        &models,
+        "--modes",
+        "hybrid",
+        "--qa",
+        qa.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-cache",
     ];
     args.extend(corpus);
     let (code, rows) = docqa(&args);
     assert_eq!(code, 0, "{rows:#}");
     let rows = rows.as_array().unwrap();
     let kinds: Vec<&str> = rows.iter().map(|r| r["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["registry", "file", "served"], "{rows:#}");
+    assert_eq!(kinds, ["registry", "file", "served"], "{rows:#?}");
     assert_eq!(rows[2]["source"], base.as_str());
     assert_eq!(rows[2]["speed_comparable"], false);
     assert_eq!(rows[0]["speed_comparable"], true);
@@ -544,7 +654,10 @@ fn any_kind_of_model_in_ask_and_compare() {
         assert_eq!(r["summary"]["questions"], 2, "{r:#}");
     }
     let md = std::fs::read_to_string(out.join("leaderboard.md")).unwrap();
-    assert!(md.contains("| kind |") && md.contains(&format!("server ({base})")), "{md}");
+    assert!(
+        md.contains("| kind |") && md.contains(&format!("server ({base})")),
+        "{md}"
+    );
     assert!(md.contains(")†") && md.contains("† Served model"), "{md}");
     assert!(md.contains(&format!("file ({})", gguf.display())), "{md}");
 
@@ -553,11 +666,27 @@ fn any_kind_of_model_in_ask_and_compare() {
     let served_index = dir.path().join("served.docqa");
     let search = |embedder: &str, index: &Path| {
         let (code, v) = docqa(&[
-            "search", "cyber defense drills", "--json", "-k", "3", "--corpus", docs.to_str().unwrap(),
-            "--embedder", embedder, "--mode", "dense", "--index", index.to_str().unwrap(),
+            "search",
+            "cyber defense drills",
+            "--json",
+            "-k",
+            "3",
+            "--corpus",
+            docs.to_str().unwrap(),
+            "--embedder",
+            embedder,
+            "--mode",
+            "dense",
+            "--index",
+            index.to_str().unwrap(),
         ]);
         assert_eq!(code, 0, "{v:#}");
-        v["hits"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+        v["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
     };
     let served_hits = search(&base, &served_index);
     let local_hits = search(docqa::models::DEFAULT_EMBEDDER, &index);

@@ -25,7 +25,12 @@ pub struct GeneratorArgs {
     #[arg(long, value_name = "NAME")]
     pub api_model: Option<String>,
     /// With a server's URL: the key sent as `Authorization: Bearer KEY`
-    #[arg(long, env = "DOCQA_API_KEY", hide_env_values = true, value_name = "KEY")]
+    #[arg(
+        long,
+        env = "DOCQA_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
     pub api_key: Option<String>,
     /// With a server's URL: seconds a request may take, retries included
     #[arg(long, value_name = "SECONDS", default_value_t = 300.0, value_parser = super::corpus_cmd::parse_seconds)]

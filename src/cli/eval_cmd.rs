@@ -123,7 +123,10 @@ pub fn run_eval(
     }
     if let Some(name) = write_threshold {
         let path = write_calibrated_manifest(&session, &report, name)?;
-        eprintln!("wrote the proposed verification threshold to {}", path.display());
+        eprintln!(
+            "wrote the proposed verification threshold to {}",
+            path.display()
+        );
     }
     let misses = thresholds
         .as_ref()
@@ -225,7 +228,12 @@ fn write_calibrated_manifest(
         ),
     };
     let name = if name.is_empty() { &default_name } else { name };
-    let spec = calibrated_manifest(session.store().registry(), &pinned, name, point.threshold.into())?;
+    let spec = calibrated_manifest(
+        session.store().registry(),
+        &pinned,
+        name,
+        point.threshold.into(),
+    )?;
     let header = format!(
         "Written by `docqa eval --write-threshold` from {} over {}: {}",
         report.qa_file,

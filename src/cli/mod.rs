@@ -348,8 +348,11 @@ pub fn run() -> ExitCode {
             json,
         } => ask_cmd::run(
             &cli.global,
-            cli.global
-                .settings(corpus, retrieval.config(), cli.generator_settings(generator)),
+            cli.global.settings(
+                corpus,
+                retrieval.config(),
+                cli.generator_settings(generator),
+            ),
             question,
             *json,
         ),
@@ -364,8 +367,11 @@ pub fn run() -> ExitCode {
             &cli.global,
             eval,
             write_threshold.as_deref(),
-            cli.global
-                .settings(corpus, retrieval.config(), cli.generator_settings(generator)),
+            cli.global.settings(
+                corpus,
+                retrieval.config(),
+                cli.generator_settings(generator),
+            ),
             *json,
         ),
         Command::Compare {
@@ -380,8 +386,11 @@ pub fn run() -> ExitCode {
             eval,
             compare,
             generator,
-            cli.global
-                .settings(corpus, retrieval.config(), cli.generator_settings(generator)),
+            cli.global.settings(
+                corpus,
+                retrieval.config(),
+                cli.generator_settings(generator),
+            ),
             *json,
         ),
         Command::Search {
@@ -420,8 +429,11 @@ pub fn run() -> ExitCode {
             generator,
         } => serve_cmd::run_http(
             serve,
-            cli.global
-                .settings(corpus, retrieval.config(), cli.generator_settings(generator)),
+            cli.global.settings(
+                corpus,
+                retrieval.config(),
+                cli.generator_settings(generator),
+            ),
         ),
         Command::Mcp {
             corpus,

@@ -34,7 +34,13 @@ pub enum EmbedError {
     #[error("embedding worker: {0}")]
     Worker(String),
     #[error(transparent)]
-    Served(#[from] crate::served::ServedError),
+    Served(Box<crate::served::ServedError>),
+}
+
+impl From<crate::served::ServedError> for EmbedError {
+    fn from(e: crate::served::ServedError) -> Self {
+        EmbedError::Served(Box::new(e))
+    }
 }
 
 /// Maps texts to unit-length vectors; similar texts get a high dot product.

@@ -57,7 +57,7 @@ impl ServedEmbedder {
         let model = self.api_model.as_deref().unwrap_or("default");
         let v = self.client.post("/embeddings", &body, model)?;
         let bad = |why: String| {
-            EmbedError::Served(ServedError::BadReply {
+            EmbedError::from(ServedError::BadReply {
                 url: format!("{}/embeddings", self.client.base()),
                 why,
             })
@@ -80,8 +80,7 @@ impl ServedEmbedder {
                 .map(|x| x.as_f64().map(|x| x as f32))
                 .collect::<Option<_>>()
                 .ok_or_else(|| bad(format!("item {pos} holds a non-number")))?;
-            *out
-                .get_mut(i)
+            *out.get_mut(i)
                 .ok_or_else(|| bad(format!("index {i} past the {} texts", texts.len())))? =
                 normalised(vector);
         }
@@ -90,7 +89,11 @@ impl ServedEmbedder {
         }
         if self.dim > 0 {
             if let Some(v) = out.iter().find(|v| v.len() != self.dim) {
-                return Err(bad(format!("a {}-d vector from a {}-d model", v.len(), self.dim)));
+                return Err(bad(format!(
+                    "a {}-d vector from a {}-d model",
+                    v.len(),
+                    self.dim
+                )));
             }
         }
         let model = v.get("model").and_then(Value::as_str).map(str::to_string);

@@ -76,9 +76,8 @@ pub fn run(
         let mut settings = base.clone();
         settings.corpus.embedder = embedder.clone();
         // A default index path follows the embedder (a served one's is kept apart).
-        let default_for = |e: &str| {
-            CorpusSettings::default_index_for(&base.corpus.dir, &base.cache, e)
-        };
+        let default_for =
+            |e: &str| CorpusSettings::default_index_for(&base.corpus.dir, &base.cache, e);
         if base.corpus.index_path == default_for(&base.corpus.embedder) {
             settings.corpus.index_path = default_for(embedder);
         }

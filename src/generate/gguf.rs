@@ -17,9 +17,7 @@ use super::model::Transformer;
 use super::prefix_store::PrefixStore;
 use super::template::ChatTemplate;
 use super::tokenizer::{build_tokenizer, GgufVocab, TokenBytes, Utf8Stream};
-use super::{
-    GenOptions, GenerateError, Generation, Generator, Prompt, StopReason, TokenLogprob,
-};
+use super::{GenOptions, GenerateError, Generation, Generator, Prompt, StopReason, TokenLogprob};
 
 /// End-of-turn markers used by chat models; whichever the vocabulary has are stop tokens.
 const STOP_TEXTS: &[&str] = &[

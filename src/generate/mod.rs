@@ -18,8 +18,8 @@ pub mod template;
 pub mod tokenizer;
 
 pub use gguf::{gguf_architecture, GgufGenerator, ModelInfo, SUPPORTED_ARCHITECTURES};
-pub use served::ServedGenerator;
 pub use requant::{requantize_slow_tensors, RequantReport};
+pub use served::ServedGenerator;
 pub use template::ChatTemplate;
 pub use tokenizer::tokenizer_from_gguf;
 
@@ -345,9 +345,16 @@ pub enum GenerateError {
     UnsupportedDevice(String),
     #[error("tensor computation failed: {0}")]
     Candle(#[source] Box<candle_core::Error>),
-    /// A served model's server failed (see [`crate::served::ServedError`]).
+    /// A served model's server failed (see [`crate::served::ServedError`]). Boxed: it is
+    /// large, and this error travels up through every later stage's errors.
     #[error(transparent)]
-    Served(#[from] crate::served::ServedError),
+    Served(Box<crate::served::ServedError>),
+}
+
+impl From<crate::served::ServedError> for GenerateError {
+    fn from(e: crate::served::ServedError) -> Self {
+        GenerateError::Served(Box::new(e))
+    }
 }
 
 // Boxed: candle's error is large and this one travels up through every later stage's errors.

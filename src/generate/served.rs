@@ -16,8 +16,8 @@ use std::time::Instant;
 use serde_json::{json, Value};
 
 use super::{
-    GenOptions, GenerateError, Generation, Generator, GeneratorFeatures, Prompt,
-    ShortAnswerSource, StopReason, TokenLogprob, VerifySource,
+    GenOptions, GenerateError, Generation, Generator, GeneratorFeatures, Prompt, ShortAnswerSource,
+    StopReason, TokenLogprob, VerifySource,
 };
 use crate::served::{model_ids, Client, ServedError, ServedOptions};
 
@@ -59,10 +59,13 @@ impl ServedGenerator {
                 }
                 m.to_string()
             }
-            None => listed.first().cloned().ok_or_else(|| ServedError::BadReply {
-                url: format!("{}/models", client.base()),
-                why: "it lists no model; name one with --api-model".into(),
-            })?,
+            None => listed
+                .first()
+                .cloned()
+                .ok_or_else(|| ServedError::BadReply {
+                    url: format!("{}/models", client.base()),
+                    why: "it lists no model; name one with --api-model".into(),
+                })?,
         };
         let mut g = ServedGenerator {
             client,
@@ -209,10 +212,7 @@ impl Reply {
 /// ignored when no alternative matches exactly). A choice among none of them is at most as
 /// likely as the least likely one listed, which it is given.
 pub fn choice_logprobs(top: &[TokenLogprob], choices: &[String]) -> Vec<f32> {
-    let floor = top
-        .iter()
-        .map(|t| t.logprob)
-        .fold(f32::INFINITY, f32::min);
+    let floor = top.iter().map(|t| t.logprob).fold(f32::INFINITY, f32::min);
     choices
         .iter()
         .map(|c| {
@@ -295,10 +295,7 @@ impl Generator for ServedGenerator {
             None => reply.text,
         };
         on_token(&text);
-        let decode_ms = reply
-            .predicted_ms
-            .unwrap_or(0.0)
-            .clamp(0.0, reply.wall_ms);
+        let decode_ms = reply.predicted_ms.unwrap_or(0.0).clamp(0.0, reply.wall_ms);
         let mut top_logprobs = reply.top;
         top_logprobs.truncate(opts.top_logprobs);
         Ok(Generation {
@@ -333,7 +330,12 @@ mod tests {
     #[test]
     fn yes_and_no_are_read_from_the_first_tokens_alternatives() {
         let choices = vec!["Yes".to_string(), "No".to_string()];
-        let top = [alt("Yes", -0.1), alt(" Yes", -3.0), alt("no", -2.5), alt("The", -4.0)];
+        let top = [
+            alt("Yes", -0.1),
+            alt(" Yes", -3.0),
+            alt("no", -2.5),
+            alt("The", -4.0),
+        ];
         // Exact match (spaces ignored) first; case ignored when no exact one is listed.
         assert_eq!(choice_logprobs(&top, &choices), vec![-0.1, -2.5]);
         // A choice that is not listed gets the least likely listed logprob.
@@ -344,7 +346,10 @@ mod tests {
             vec![0.0, -1.0]
         );
         assert_eq!(generated_choice_scores("No.", &choices), vec![-1.0, 0.0]);
-        assert_eq!(generated_choice_scores("Perhaps", &choices), vec![-1.0, -1.0]);
+        assert_eq!(
+            generated_choice_scores("Perhaps", &choices),
+            vec![-1.0, -1.0]
+        );
     }
 
     #[test]
@@ -352,7 +357,10 @@ mod tests {
         let s = "General Paul Nakasone met the minister in Seoul.";
         assert_eq!(snap_to_span("paul nakasone.", s), "Paul Nakasone");
         assert_eq!(snap_to_span(" \"in Seoul\" ", s), "in Seoul");
-        assert_eq!(snap_to_span("Nakasone of Cyber Command", s), "Nakasone of Cyber Command");
+        assert_eq!(
+            snap_to_span("Nakasone of Cyber Command", s),
+            "Nakasone of Cyber Command"
+        );
     }
 
     #[test]
@@ -365,7 +373,10 @@ mod tests {
             "timings": {"predicted_ms": 5.0}
         });
         let r = Reply::parse(&v, 40.0).unwrap();
-        assert_eq!((r.text.as_str(), r.prompt_tokens, r.completion_tokens), ("Yes", 12, 1));
+        assert_eq!(
+            (r.text.as_str(), r.prompt_tokens, r.completion_tokens),
+            ("Yes", 12, 1)
+        );
         assert_eq!(r.finish.as_deref(), Some("length"));
         assert_eq!(r.top, vec![alt("Yes", -0.2), alt("No", -1.8)]);
         assert_eq!(r.predicted_ms, Some(5.0));

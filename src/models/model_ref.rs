@@ -87,7 +87,9 @@ impl ModelRef {
                 Ok(m) if m.is_file() => Ok(ModelRef::File {
                     path: std::fs::canonicalize(&path).unwrap_or(path),
                 }),
-                Ok(_) => Err(format!("{value} is not a file (a GGUF model file was expected)")),
+                Ok(_) => Err(format!(
+                    "{value} is not a file (a GGUF model file was expected)"
+                )),
                 Err(e) => Err(format!("cannot read the model file {value}: {e}")),
             };
         }
@@ -117,9 +119,10 @@ impl ModelRef {
     pub fn label(&self) -> String {
         match self {
             ModelRef::Registry { name } => name.clone(),
-            ModelRef::File { path } => path
-                .file_name()
-                .map_or_else(|| path.display().to_string(), |f| f.to_string_lossy().into_owned()),
+            ModelRef::File { path } => path.file_name().map_or_else(
+                || path.display().to_string(),
+                |f| f.to_string_lossy().into_owned(),
+            ),
             ModelRef::Served {
                 base_url,
                 api_model,
@@ -183,7 +186,10 @@ mod tests {
         let e = parse(dir.path().to_str().unwrap(), None).unwrap_err();
         assert!(e.contains("not a file"), "{e}");
         let e = parse("gpt-9", None).unwrap_err();
-        assert!(e.contains("qwen2.5-coder-1.5b-instruct") && e.contains(".gguf"), "{e}");
+        assert!(
+            e.contains("qwen2.5-coder-1.5b-instruct") && e.contains(".gguf"),
+            "{e}"
+        );
         let e = parse("all-minilm-l6-v2", None).unwrap_err();
         assert!(e.contains("is not a registered generator"), "{e}");
     }

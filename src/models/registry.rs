@@ -216,8 +216,7 @@ impl ModelSpec {
                     return Err(bad("npm source without package and version".into()))
                 }
                 SourceKind::File
-                    if s
-                        .files
+                    if s.files
                         .values()
                         .flatten()
                         .any(|p| !std::path::Path::new(p).is_absolute()) =>
@@ -365,9 +364,9 @@ impl Registry {
     pub fn served(&self, base_url: &str, api_model: &str) -> Option<&ModelSpec> {
         let base = base_url.trim_end_matches('/');
         self.models.iter().find(|m| {
-            m.served
-                .as_ref()
-                .is_some_and(|s| s.base_url.trim_end_matches('/') == base && s.api_model == api_model)
+            m.served.as_ref().is_some_and(|s| {
+                s.base_url.trim_end_matches('/') == base && s.api_model == api_model
+            })
         })
     }
 
@@ -425,7 +424,9 @@ mod tests {
         let none = Registry::with_user_manifests(&dir.path().join("nope")).unwrap();
         assert_eq!(none.models().len(), BUILTIN.len());
         std::fs::write(dir.path().join("bad.toml"), "name = 3").unwrap();
-        let e = Registry::with_user_manifests(dir.path()).unwrap_err().to_string();
+        let e = Registry::with_user_manifests(dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("bad.toml"), "{e}");
     }
 

@@ -24,7 +24,10 @@ pub enum Pinned<'a> {
         architecture: &'a str,
     },
     /// A served model.
-    Served { base_url: &'a str, api_model: &'a str },
+    Served {
+        base_url: &'a str,
+        api_model: &'a str,
+    },
 }
 
 /// The manifest of `model` with `threshold` as its calibrated verification threshold, named
@@ -64,12 +67,9 @@ pub fn calibrated_manifest(
                 endpoint: None,
                 package: None,
                 version: None,
-                files: [(
-                    "model.gguf".to_string(),
-                    vec![path.display().to_string()],
-                )]
-                .into_iter()
-                .collect(),
+                files: [("model.gguf".to_string(), vec![path.display().to_string()])]
+                    .into_iter()
+                    .collect(),
             }],
             served: None,
         },
@@ -133,7 +133,10 @@ mod tests {
         let sha = "a".repeat(64);
         let gguf = dir.path().join("mine.gguf");
         let cases = [
-            (Pinned::Registry("qwen2.5-coder-0.5b-instruct"), "qwen2.5-coder-0.5b-instruct"),
+            (
+                Pinned::Registry("qwen2.5-coder-0.5b-instruct"),
+                "qwen2.5-coder-0.5b-instruct",
+            ),
             (
                 Pinned::File {
                     path: &gguf,
@@ -156,13 +159,23 @@ mod tests {
             write_manifest(dir.path(), &spec, "calibrated on seeds\nAUC 0.8").unwrap();
         }
         let text = std::fs::read_to_string(dir.path().join("mine.toml")).unwrap();
-        assert!(text.starts_with("# calibrated on seeds\n# AUC 0.8\n"), "{text}");
+        assert!(
+            text.starts_with("# calibrated on seeds\n# AUC 0.8\n"),
+            "{text}"
+        );
         let r = Registry::with_user_manifests(dir.path()).unwrap();
         let q = r.get("qwen2.5-coder-0.5b-instruct").unwrap();
         assert_eq!(q.verify_threshold, Some(-1.5));
-        assert_eq!(q.derived.len(), 1, "the copy keeps the built-in's derived file");
+        assert_eq!(
+            q.derived.len(),
+            1,
+            "the copy keeps the built-in's derived file"
+        );
         let mine = r.generator_by_sha256(&sha).unwrap();
-        assert_eq!((mine.name.0.as_str(), mine.verify_threshold), ("mine", Some(-1.5)));
+        assert_eq!(
+            (mine.name.0.as_str(), mine.verify_threshold),
+            ("mine", Some(-1.5))
+        );
         assert_eq!(mine.sources[0].kind, SourceKind::File);
         let served = r.served("http://127.0.0.1:8080/v1", "big").unwrap();
         assert_eq!(served.verify_threshold, Some(-1.5));

@@ -124,9 +124,10 @@ async fn serve(settings: Settings, opts: ServeOptions) -> Result<(), ServeError>
         "models and index loaded in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let generator = session
-        .generator_ref()
-        .map_or_else(|| session.settings().generator.model.label(), |g| g.name.clone());
+    let generator = session.generator_ref().map_or_else(
+        || session.settings().generator.model.label(),
+        |g| g.name.clone(),
+    );
     let embedder = session.settings().corpus.embedder.clone();
     let state = Arc::new(AppState {
         session: Shared::new(session),
@@ -580,15 +581,14 @@ async fn raw_chat(state: Arc<AppState>, body: ChatBody) -> Result<Response, ApiE
     };
     let admission = admit(&state)?;
     let prompt = Prompt { messages };
-    let result = state
-        .session
-        .run(move |s| s.generate(&prompt, &opts))
-        .await;
+    let result = state.session.run(move |s| s.generate(&prompt, &opts)).await;
     drop(admission);
     let g = result.map_err(|e| {
         let e = ApiError::from(e);
         match e.kind {
-            ErrorKind::ContextOverflow => e.openai("invalid_request_error", "context_length_exceeded"),
+            ErrorKind::ContextOverflow => {
+                e.openai("invalid_request_error", "context_length_exceeded")
+            }
             _ => e.openai("server_error", "server_error"),
         }
     })?;

@@ -63,7 +63,7 @@ pub enum SessionError {
     ModelFile {
         path: PathBuf,
         #[source]
-        source: GenerateError,
+        source: Box<GenerateError>,
     },
     #[error(transparent)]
     Ask(#[from] AskError),
@@ -251,11 +251,11 @@ impl Session {
             match &wanted {
                 ModelRef::Registry { name } => {
                     registry.get_role(name, ModelRole::Generator)?;
-                    let model = self
-                        .store
-                        .ensure(name, self.settings.fetch_options(), &mut |l| {
-                            events.fetch_line(l)
-                        })?;
+                    let model =
+                        self.store
+                            .ensure(name, self.settings.fetch_options(), &mut |l| {
+                                events.fetch_line(l)
+                            })?;
                     let (path, sha256) = model.runtime_gguf();
                     let mut generator = GgufGenerator::load(path, &candle_core::Device::Cpu)?;
                     generator.set_prefix_store(PrefixStore::new(
@@ -272,7 +272,7 @@ impl Session {
                 ModelRef::File { path } => {
                     let file_err = |source| SessionError::ModelFile {
                         path: path.clone(),
-                        source,
+                        source: Box::new(source),
                     };
                     // Checked from the header first: a file docqa cannot run is named at once,
                     // before a gigabyte is hashed.
@@ -617,14 +617,15 @@ impl Session {
 
 /// The corpus's embedder: MiniLM in this process (and its workers), or a served one.
 enum SessionEmbedder {
-    Local(BertEmbedder),
+    /// Boxed: the BERT embedder holds its buffers inline.
+    Local(Box<BertEmbedder>),
     Served(ServedEmbedder),
 }
 
 impl SessionEmbedder {
     fn get(&self) -> &dyn Embedder {
         match self {
-            SessionEmbedder::Local(e) => e,
+            SessionEmbedder::Local(e) => e.as_ref(),
             SessionEmbedder::Served(e) => e,
         }
     }
@@ -637,8 +638,7 @@ fn load_embedder(
 ) -> Result<(SessionEmbedder, EmbedderRef), SessionError> {
     let name = &settings.corpus.embedder;
     if crate::served::is_url(name) {
-        let embedder =
-            ServedEmbedder::connect(name, None, settings.generator.served.clone())?;
+        let embedder = ServedEmbedder::connect(name, None, settings.generator.served.clone())?;
         let info = EmbedderRef {
             name: embedder.id().to_string(),
             sha256: embedder.id().to_string(),
@@ -659,7 +659,7 @@ fn load_embedder(
         sha256: model.sha256("model.safetensors").to_string(),
         url: None,
     };
-    Ok((SessionEmbedder::Local(embedder), info))
+    Ok((SessionEmbedder::Local(Box::new(embedder)), info))
 }
 
 /// Brings the settings' index up to date with their corpus.

@@ -10,8 +10,8 @@ use crate::answer::constraints::Coverage;
 use crate::answer::Decline;
 use crate::corpus::{Chunk, ChunkId, DocId};
 use crate::generate::GeneratorFeatures;
-use crate::models::ModelKind;
 use crate::index::{Hit, Index, RankScore, RetrievalMode};
+use crate::models::ModelKind;
 use crate::pipeline::{AskOutcome, VerifyParts};
 
 /// One question answered: what `docqa ask --json` prints and `POST /v1/ask` returns.

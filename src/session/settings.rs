@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::index::{self, IndexSettings, RetrievalConfig};
 use crate::models::{FetchOptions, ModelRef, Registry, Store, StoreError};
-use crate::served::ServedOptions;
 use crate::pipeline::{self, AskConfig};
+use crate::served::ServedOptions;
 
 /// Starts a program that runs [`crate::embed::worker::serve`]: the binary passes itself with
 /// `embed-worker`. A library caller without such a program passes `None` and embeds in-process.
