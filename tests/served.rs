@@ -693,3 +693,142 @@ fn any_kind_of_model_in_ask_and_compare() {
     assert_eq!(served_hits, local_hits);
     assert_eq!(served_hits.len(), 3);
 }
+
+/// A scripted chat model: drafts the Nakasone answer citing the passage that holds it (or says
+/// the sources do not tell), answers Yes/No judgements by whether the prompt names Nakasone,
+/// with logprobs, and gives "General Paul Nakasone" as the short answer.
+fn scripted_model(path: &str, body: &Value, _: usize) -> Act {
+    if path.ends_with("/models") {
+        return models_list(&["scripted"]);
+    }
+    let user = body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    if body["max_tokens"] == 1 {
+        return if user.contains("Nakasone") {
+            completion("Yes", &[("Yes", -0.125), ("No", -3.0)])
+        } else {
+            completion("No", &[("No", -0.125), ("Yes", -3.0)])
+        };
+    }
+    if user.starts_with("Read the sources") {
+        let cited = user
+            .lines()
+            .find(|l| l.starts_with('[') && l.contains("Nakasone"))
+            .and_then(|l| l.split(']').next())
+            .map(|n| format!("{n}]"));
+        return match cited {
+            Some(n) => completion(
+                &format!("South Korean Defense Minister Lee Jong-sup speaks with General Paul Nakasone {n}."),
+                &[],
+            ),
+            None => completion("The sources do not say.", &[]),
+        };
+    }
+    completion("General Paul Nakasone", &[])
+}
+
+#[test]
+fn a_calibrated_threshold_is_written_to_a_user_manifest_and_found_again() {
+    let server = FaultServer::start(scripted_model);
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    for f in [NAKASONE_FILE, CYBER_FLAG_FILE] {
+        std::fs::copy(root().join("seeds").join(f), docs.join(f)).unwrap();
+    }
+    let index = dir.path().join("index.docqa");
+    let manifests = dir.path().join("manifests");
+    let qa = dir.path().join("qa.jsonl");
+    std::fs::write(
+        &qa,
+        json!({"id": "q1", "question": NAKASONE_Q, "answers": ["Paul Nakasone"], "kind": "single",
+            "evidence": [{"file": NAKASONE_FILE, "quote": "Nakasone"}]})
+        .to_string(),
+    )
+    .unwrap();
+    let common = [
+        "--corpus",
+        docs.to_str().unwrap(),
+        "--index",
+        index.to_str().unwrap(),
+        "-k",
+        "2",
+        "--models-dir",
+        manifests.to_str().unwrap(),
+    ];
+    let mut eval = vec![
+        "eval",
+        "--json",
+        "--qa",
+        qa.to_str().unwrap(),
+        "--withhold-gold",
+        "--no-cache",
+        "--verify-threshold=-inf",
+        "--write-threshold",
+        "--model",
+        &server.base,
+    ];
+    eval.extend(common);
+    let (code, report) = docqa(&eval);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["generator"]["kind"], "served", "{report:#}");
+    let q1 = &report["questions"][0];
+    assert_eq!(q1["abstained"], false, "{q1:#}");
+    assert_eq!(q1["short_answer"], "General Paul Nakasone", "{q1:#}");
+    // Three judgements of log(Yes) - log(No) = 2.875 each.
+    let margin = q1["verify_margin"].as_f64().unwrap();
+    assert!((margin - 8.625).abs() < 1e-4, "{q1:#}");
+    let proposed = report["verify_calibration"]["proposed"]["threshold"]
+        .as_f64()
+        .unwrap();
+    assert!((proposed - margin).abs() < 1e-6, "{report:#}");
+
+    let written = std::fs::read_to_string(manifests.join("scripted.toml")).unwrap();
+    assert!(
+        written.starts_with("# Written by `docqa eval --write-threshold`"),
+        "{written}"
+    );
+    let registry = docqa::models::Registry::with_user_manifests(&manifests).unwrap();
+    let spec = registry.served(&server.base, "scripted").unwrap();
+    assert!(
+        (spec.verify_threshold.unwrap() - proposed).abs() < 1e-6,
+        "{written}"
+    );
+
+    // The next run of that server and model verifies at that threshold without being asked;
+    // by the manifest's name too.
+    for model in [server.base.as_str(), "scripted"] {
+        let mut ask = vec!["ask", NAKASONE_Q, "--json", "--model", model];
+        ask.extend(common);
+        let (code, r) = docqa(&ask);
+        assert_eq!(code, 0, "{r:#}");
+        assert!(
+            (r["verify_margin"].as_f64().unwrap() - margin).abs() < 1e-4,
+            "{r:#}"
+        );
+        assert_eq!(r["abstained"], false, "{r:#}");
+    }
+    // Without the manifest, it is not verified by default.
+    let empty = dir.path().join("none");
+    let (code, r) = docqa(&[
+        "ask",
+        NAKASONE_Q,
+        "--json",
+        "--model",
+        &server.base,
+        "--corpus",
+        docs.to_str().unwrap(),
+        "--index",
+        index.to_str().unwrap(),
+        "-k",
+        "2",
+        "--models-dir",
+        empty.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{r:#}");
+    assert!(r["verify_margin"].is_null(), "{r:#}");
+}
