@@ -599,6 +599,23 @@ fn any_kind_of_model_in_ask_and_compare() {
         "{msg}"
     );
 
+    // A model the server does not serve.
+    let mut args = vec![
+        "ask",
+        NAKASONE_Q,
+        "--json",
+        "--model",
+        &base,
+        "--api-model",
+        "gpt-4o",
+    ];
+    args.extend(corpus);
+    let (code, r) = docqa(&args);
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(r["error"]["kind"], "unknown_model", "{r:#}");
+    let msg = r["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("`gpt-4o`") && msg.contains(SMOLLM), "{msg}");
+
     // Nothing listening.
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
