@@ -93,11 +93,10 @@ pub fn markdown(r: &EvalReport) -> String {
         r.corpus,
         r.generator
             .as_ref()
-            .map_or("none (retrieval only)".to_string(), |g| format!(
-                "{} (`{}`)",
-                g.name,
-                &g.sha256[..12.min(g.sha256.len())]
-            )),
+            .map_or("none (retrieval only)".to_string(), |g| match &g.url {
+                Some(url) => format!("{} at {url}", g.name),
+                None => format!("{} (`{}`)", g.name, &g.sha256[..12.min(g.sha256.len())]),
+            }),
         r.embedder.name,
         &r.embedder.sha256[..12.min(r.embedder.sha256.len())],
         r.retrieval_mode,
