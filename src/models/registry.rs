@@ -152,8 +152,12 @@ pub struct ServedSpec {
 }
 
 impl ModelSpec {
-    /// Total size of the downloaded files, when the manifest records it.
+    /// Total size of the downloaded files, when the manifest records it (`None` for a served
+    /// model: nothing is downloaded).
     pub fn download_size(&self) -> Option<u64> {
+        if self.files.is_empty() {
+            return None;
+        }
         self.files.iter().map(|f| f.size).sum()
     }
 

@@ -304,6 +304,15 @@ impl Store {
     ) -> Result<LocalModel, StoreError> {
         let spec = self.registry.get(name)?.clone();
         let dir = self.model_dir(&spec);
+        if spec.served.is_some() {
+            // Served elsewhere: nothing to fetch or keep.
+            progress(&format!("{}: served, nothing to fetch", spec.name));
+            return Ok(LocalModel {
+                spec,
+                dir,
+                files: BTreeMap::new(),
+            });
+        }
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
 
         let mut need_fetch = false;
