@@ -12,6 +12,7 @@ pub mod index;
 pub mod kernels;
 pub mod models;
 pub mod pipeline;
+pub mod served;
 pub mod server;
 pub mod session;
 

@@ -311,6 +311,7 @@ impl Generator for Scripted {
             decode_ms: 0.0,
             stop_reason: StopReason::StopToken,
             first_logprobs,
+            top_logprobs: Vec::new(),
         })
     }
 }

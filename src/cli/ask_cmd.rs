@@ -4,7 +4,9 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Result;
+use docqa::models::{ModelRef, Registry};
 use docqa::pipeline::AskConfig;
+use docqa::served::ServedOptions;
 use docqa::session::{AskReport, GeneratorSettings, Session, Settings, VerifyPolicy};
 
 use super::corpus_cmd::{chunk_location, snippet, Shown};
@@ -12,14 +14,31 @@ use super::GlobalArgs;
 
 #[derive(clap::Args, Clone)]
 pub struct GeneratorArgs {
-    /// Generator model (see `docqa models list`)
+    /// Generator: a registered model's name (see `docqa models list`; user manifests
+    /// included), a path to a GGUF file (qwen2 or llama architecture; its tokenizer and chat
+    /// template are read from it), or the base URL of an OpenAI-compatible server
+    /// (`http://host:port/v1`: llama.cpp's llama-server, vLLM, another `docqa serve`)
+    #[arg(long, short = 'm', default_value = docqa::models::DEFAULT_GENERATOR)]
+    pub model: String,
+    /// With a server's URL as --model: the model id to ask it for [default: the first model
+    /// its GET /v1/models lists]
+    #[arg(long, value_name = "NAME")]
+    pub api_model: Option<String>,
+    /// With a server's URL: the key sent as `Authorization: Bearer KEY`
     #[arg(
         long,
-        short = 'm',
-        default_value = docqa::models::DEFAULT_GENERATOR,
-        value_parser = super::parse_generator
+        env = "DOCQA_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
     )]
-    pub model: String,
+    pub api_key: Option<String>,
+    /// With a server's URL: seconds a request may take, retries included
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0, value_parser = super::corpus_cmd::parse_seconds)]
+    pub api_timeout: f64,
+    /// With a server's URL: retries of a request answered 429 or 5xx, or cut off mid-reply
+    /// (waits double from 0.5 s; a Retry-After header decides instead)
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub api_retries: usize,
     /// Maximum tokens to generate
     #[arg(long, default_value_t = AskConfig::default().max_tokens)]
     pub max_tokens: usize,
@@ -54,7 +73,20 @@ impl GeneratorArgs {
     /// at `--verify-threshold`, else at the generator's calibrated threshold, else (with
     /// `--verify`) at [`docqa::pipeline::DEFAULT_VERIFY_THRESHOLD`]; a generator without a
     /// calibrated threshold skips it by default.
-    pub fn settings(&self) -> GeneratorSettings {
+    pub fn settings(&self, registry: &Registry) -> Result<GeneratorSettings, String> {
+        Ok(GeneratorSettings {
+            model: self.model_ref(&self.model, registry)?,
+            ..self.policy()
+        })
+    }
+
+    /// `value` (a --model or one of compare's --models) resolved with --api-model.
+    pub fn model_ref(&self, value: &str, registry: &Registry) -> Result<ModelRef, String> {
+        ModelRef::parse(value, self.api_model.as_deref(), registry)
+    }
+
+    /// The settings of these flags but the model (the default one).
+    fn policy(&self) -> GeneratorSettings {
         let verify = match (self.no_verify, self.verify_threshold, self.verify) {
             (true, _, _) => VerifyPolicy::Off,
             (false, Some(t), _) => VerifyPolicy::At(t),
@@ -62,10 +94,16 @@ impl GeneratorArgs {
             (false, None, false) => VerifyPolicy::Auto,
         };
         GeneratorSettings {
-            model: self.model.clone(),
             max_tokens: self.max_tokens,
             verify,
             one_sentence: !self.all_sentences,
+            served: ServedOptions {
+                api_key: self.api_key.clone(),
+                timeout: std::time::Duration::from_secs_f64(self.api_timeout),
+                retries: self.api_retries,
+                ..ServedOptions::default()
+            },
+            ..GeneratorSettings::default()
         }
     }
 }
@@ -173,6 +211,10 @@ mod tests {
     fn args(verify: bool, no_verify: bool, threshold: Option<f32>) -> GeneratorArgs {
         GeneratorArgs {
             model: docqa::models::DEFAULT_GENERATOR.into(),
+            api_model: None,
+            api_key: None,
+            api_timeout: 300.0,
+            api_retries: 3,
             max_tokens: 96,
             verify,
             no_verify,
@@ -183,7 +225,12 @@ mod tests {
 
     #[test]
     fn verification_flags_resolve_to_a_policy() {
-        let policy = |verify, no_verify, given| args(verify, no_verify, given).settings().verify;
+        let policy = |verify, no_verify, given| {
+            args(verify, no_verify, given)
+                .settings(&Registry::builtin())
+                .unwrap()
+                .verify
+        };
         assert_eq!(policy(false, false, None), VerifyPolicy::Auto);
         assert_eq!(policy(true, false, None), VerifyPolicy::On);
         assert_eq!(policy(false, true, None), VerifyPolicy::Off);

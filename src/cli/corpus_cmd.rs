@@ -22,7 +22,9 @@ pub struct CorpusArgs {
     /// Folder of documents (.txt, .md, .html) to answer from
     #[arg(long, default_value = "seeds")]
     pub corpus: PathBuf,
-    /// Embedding model (see `docqa models list`)
+    /// Embedding model (see `docqa models list`), or the base URL of an OpenAI-compatible
+    /// embeddings API (`http://host:port/v1`: llama-server --embeddings,
+    /// text-embeddings-inference); a served embedder's index is kept apart from a local one's
     #[arg(long, default_value = DEFAULT_EMBEDDER, value_parser = super::parse_embedder)]
     pub embedder: String,
     /// Index file [default: under the cache, keyed by the corpus folder's absolute path].
@@ -135,6 +137,10 @@ impl CorpusArgs {
                 embed_title: !self.no_embed_title,
             },
             checkpoint_every: Duration::from_secs_f64(self.checkpoint_secs),
+            index_path: match &self.index {
+                Some(path) => path.clone(),
+                None => CorpusSettings::default_index_for(&self.corpus, cache, &self.embedder),
+            },
             ..CorpusSettings::new(self.corpus.clone(), cache, self.index.clone())
         }
     }
@@ -238,7 +244,7 @@ impl BuildMeter {
 }
 
 /// A number of seconds, 0 or more.
-fn parse_seconds(arg: &str) -> Result<f64, String> {
+pub fn parse_seconds(arg: &str) -> Result<f64, String> {
     match arg.parse::<f64>() {
         Ok(secs) if secs >= 0.0 && secs.is_finite() => Ok(secs),
         _ => Err(format!("`{arg}` is not a number of seconds (0 or more)")),

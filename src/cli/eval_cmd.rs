@@ -90,6 +90,7 @@ impl EvalArgs {
 pub fn run_eval(
     global: &GlobalArgs,
     args: &EvalArgs,
+    write_threshold: Option<&str>,
     settings: Settings,
     json: bool,
 ) -> Result<ExitCode> {
@@ -119,6 +120,13 @@ pub fn run_eval(
     if let Some(p) = &args.report_json {
         write_file(p, &serde_json::to_string_pretty(&report)?)?;
         eprintln!("wrote {}", p.display());
+    }
+    if let Some(name) = write_threshold {
+        let path = write_calibrated_manifest(&session, &report, name)?;
+        eprintln!(
+            "wrote the proposed verification threshold to {}",
+            path.display()
+        );
     }
     let misses = thresholds
         .as_ref()
@@ -168,14 +176,82 @@ pub fn run_eval(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes the run's proposed verification threshold into a user manifest for its generator,
+/// named `name` (empty: the generator's own name).
+fn write_calibrated_manifest(
+    session: &Session,
+    report: &report::EvalReport,
+    name: &str,
+) -> Result<PathBuf> {
+    use docqa::models::user_manifest::{calibrated_manifest, write_manifest, Pinned};
+    use docqa::models::ModelRef;
+    let cal = report.verify_calibration.as_ref().context(
+        "no verification margins to calibrate on: run with --verify-threshold=-inf (and \
+         --withhold-gold, so unanswerable twins are judged too)",
+    )?;
+    let point = cal
+        .proposed
+        .context("the run proposes no threshold (see the calibration line): nothing written")?;
+    let dir = session
+        .settings()
+        .models_dir
+        .clone()
+        .context("no folder for user manifests: pass --models-dir DIR")?;
+    let info = session
+        .generator_ref()
+        .context("no generator ran (--retrieval-only?): nothing to calibrate")?;
+    let model = &session.settings().generator.model;
+    let architecture = match model {
+        ModelRef::File { path } => docqa::generate::gguf_architecture(path)?,
+        _ => String::new(),
+    };
+    let (pinned, default_name) = match model {
+        ModelRef::Registry { name } => (Pinned::Registry(name), name.clone()),
+        ModelRef::File { path } => (
+            Pinned::File {
+                path,
+                sha256: info.sha256.as_deref().unwrap_or_default(),
+                size: std::fs::metadata(path)
+                    .with_context(|| format!("reading {}", path.display()))?
+                    .len(),
+                architecture: &architecture,
+            },
+            path.file_stem()
+                .map_or("model".into(), |s| s.to_string_lossy().into_owned()),
+        ),
+        ModelRef::Served { base_url, .. } => (
+            Pinned::Served {
+                base_url,
+                api_model: &info.name,
+            },
+            info.name.replace(['/', ':'], "-"),
+        ),
+    };
+    let name = if name.is_empty() { &default_name } else { name };
+    let spec = calibrated_manifest(
+        session.store().registry(),
+        &pinned,
+        name,
+        point.threshold.into(),
+    )?;
+    let header = format!(
+        "Written by `docqa eval --write-threshold` from {} over {}: {}",
+        report.qa_file,
+        report.corpus,
+        report::calibration_line(cal)
+    );
+    Ok(write_manifest(&dir, &spec, &header)?)
+}
+
 #[derive(Args, Clone)]
 pub struct CompareArgs {
-    /// Generators to compare (comma-separated registry names)
+    /// Generators to compare, comma-separated, of any kind: registered names, paths to GGUF
+    /// files, servers' base URLs (`http://host:port/v1`, asked for --api-model or their first
+    /// listed model)
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "qwen2.5-coder-0.5b-instruct,qwen2.5-coder-1.5b-instruct,smollm2-135m-instruct",
-        value_parser = super::parse_generator
+        default_value = "qwen2.5-coder-0.5b-instruct,qwen2.5-coder-1.5b-instruct,smollm2-135m-instruct"
     )]
     pub models: Vec<String>,
     /// Retrieval modes to compare
@@ -258,12 +334,20 @@ pub fn run_compare(
     global: &GlobalArgs,
     args: &EvalArgs,
     cmp: &CompareArgs,
+    generator: &super::ask_cmd::GeneratorArgs,
     settings: Settings,
     json: bool,
 ) -> Result<ExitCode> {
     let items = args.items()?;
+    let registry = settings.registry()?;
+    let generators = cmp
+        .models
+        .iter()
+        .map(|m| generator.model_ref(m, &registry))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
     let grid = compare::Grid {
-        generators: cmp.models.clone(),
+        generators,
         embedders: cmp.embedders.clone(),
         modes: cmp.modes.clone(),
         ks: cmp.ks.clone(),

@@ -51,6 +51,11 @@ pub struct GlobalArgs {
     /// Hide progress bars and informational messages
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Folder of your own model manifests (`*.toml`, the schema of the bundled `models/*.toml`)
+    /// that extend the registry: pinned files, sources and hashes, a calibrated verification
+    /// threshold, or a served model [default: $XDG_CONFIG_HOME/docqa/models]
+    #[arg(long, global = true, value_name = "DIR", env = "DOCQA_MODELS_DIR")]
+    pub models_dir: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -119,6 +124,12 @@ pub enum Command {
         retrieval: corpus_cmd::RetrievalArgs,
         #[command(flatten)]
         generator: ask_cmd::GeneratorArgs,
+        /// Write the verification threshold the run proposes into a user manifest,
+        /// MODELS_DIR/NAME.toml (see --models-dir; NAME defaults to the generator's name),
+        /// where later runs of this generator (registered, the same file, or the same server and
+        /// model) find it. Needs margins: run with --verify-threshold=-inf --withhold-gold
+        #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+        write_threshold: Option<String>,
         /// Print the whole report as JSON
         #[arg(long)]
         json: bool,
@@ -213,21 +224,57 @@ impl Command {
     }
 }
 
+impl Command {
+    /// The generator flags of the commands that generate, with the values of `--model` (or
+    /// compare's `--models`).
+    fn generator(&self) -> Option<(&ask_cmd::GeneratorArgs, Vec<&str>)> {
+        match self {
+            Command::Ask { generator, .. }
+            | Command::Eval { generator, .. }
+            | Command::Serve { generator, .. }
+            | Command::Mcp { generator, .. } => Some((generator, vec![generator.model.as_str()])),
+            Command::Compare {
+                generator, compare, ..
+            } => Some((
+                generator,
+                compare.models.iter().map(String::as_str).collect(),
+            )),
+            _ => None,
+        }
+    }
+}
+
 impl Cli {
     /// Checks what clap cannot check one flag at a time; a failure is a usage error (exit 2).
     fn validate(&self) -> Result<(), clap::Error> {
-        if let Some((name, corpus)) = self.command.corpus() {
-            corpus.check().map_err(|msg| {
-                // Built so the usage line names the subcommand (`docqa index [OPTIONS] ...`).
-                let mut cmd = Cli::command();
-                cmd.build();
-                let sub = cmd
-                    .find_subcommand_mut(name)
-                    .expect("the subcommand that parsed");
-                sub.error(clap::error::ErrorKind::ValueValidation, msg)
-            })?;
+        let name = self.command.corpus().map(|(name, _)| name);
+        // Built so the usage line names the subcommand (`docqa index [OPTIONS] ...`).
+        let usage = |msg: String| {
+            let mut cmd = Cli::command();
+            cmd.build();
+            match name.and_then(|n| cmd.find_subcommand_mut(n)) {
+                Some(sub) => sub.error(clap::error::ErrorKind::ValueValidation, msg),
+                None => cmd.error(clap::error::ErrorKind::ValueValidation, msg),
+            }
+        };
+        if let Some((_, corpus)) = self.command.corpus() {
+            corpus.check().map_err(usage)?;
+        }
+        if let Some((generator, models)) = self.command.generator() {
+            let registry = self.global.registry().map_err(|e| usage(e.to_string()))?;
+            for model in models {
+                generator
+                    .model_ref(model, &registry)
+                    .map_err(|msg| usage(format!("--model {model}: {msg}")))?;
+            }
         }
         Ok(())
+    }
+
+    /// The generator settings of `args` (validated by [`Cli::validate`]).
+    fn generator_settings(&self, args: &ask_cmd::GeneratorArgs) -> GeneratorSettings {
+        let registry = self.global.registry().expect("validated");
+        args.settings(&registry).expect("validated")
     }
 }
 
@@ -248,8 +295,8 @@ pub fn parse_positive(s: &str) -> Result<usize, String> {
     }
 }
 
-/// `name` if the registry has a model of that role by that name; else a message naming the ones
-/// it has.
+/// `name` if the built-in registry has a model of that role by that name; else a message naming
+/// the ones it has.
 fn registered(name: &str, role: ModelRole) -> Result<String, String> {
     let registry = Registry::builtin();
     if registry.get_role(name, role).is_ok() {
@@ -267,13 +314,11 @@ fn registered(name: &str, role: ModelRole) -> Result<String, String> {
     ))
 }
 
-/// A registered generator's name; anything else is a usage error naming the registered ones.
-pub fn parse_generator(name: &str) -> Result<String, String> {
-    registered(name, ModelRole::Generator)
-}
-
-/// A registered embedder's name.
+/// A registered embedder's name, or the base URL of an OpenAI-compatible `/embeddings` API.
 pub fn parse_embedder(name: &str) -> Result<String, String> {
+    if docqa::served::is_url(name) {
+        return Ok(name.trim_end_matches('/').to_string());
+    }
     registered(name, ModelRole::Embedder)
 }
 
@@ -303,8 +348,11 @@ pub fn run() -> ExitCode {
             json,
         } => ask_cmd::run(
             &cli.global,
-            cli.global
-                .settings(corpus, retrieval.config(), generator.settings()),
+            cli.global.settings(
+                corpus,
+                retrieval.config(),
+                cli.generator_settings(generator),
+            ),
             question,
             *json,
         ),
@@ -313,12 +361,17 @@ pub fn run() -> ExitCode {
             corpus,
             retrieval,
             generator,
+            write_threshold,
             json,
         } => eval_cmd::run_eval(
             &cli.global,
             eval,
-            cli.global
-                .settings(corpus, retrieval.config(), generator.settings()),
+            write_threshold.as_deref(),
+            cli.global.settings(
+                corpus,
+                retrieval.config(),
+                cli.generator_settings(generator),
+            ),
             *json,
         ),
         Command::Compare {
@@ -332,8 +385,12 @@ pub fn run() -> ExitCode {
             &cli.global,
             eval,
             compare,
-            cli.global
-                .settings(corpus, retrieval.config(), generator.settings()),
+            generator,
+            cli.global.settings(
+                corpus,
+                retrieval.config(),
+                cli.generator_settings(generator),
+            ),
             *json,
         ),
         Command::Search {
@@ -372,8 +429,11 @@ pub fn run() -> ExitCode {
             generator,
         } => serve_cmd::run_http(
             serve,
-            cli.global
-                .settings(corpus, retrieval.config(), generator.settings()),
+            cli.global.settings(
+                corpus,
+                retrieval.config(),
+                cli.generator_settings(generator),
+            ),
         ),
         Command::Mcp {
             corpus,
@@ -382,7 +442,7 @@ pub fn run() -> ExitCode {
         } => serve_cmd::run_mcp(cli.global.settings(
             corpus,
             retrieval.config(),
-            generator.settings(),
+            cli.generator_settings(generator),
         )),
     };
     match result {
@@ -442,8 +502,24 @@ impl GlobalArgs {
         self.cache.clone().unwrap_or_else(Store::default_root)
     }
 
-    pub fn store(&self) -> Store {
-        Store::new(self.cache(), Registry::builtin())
+    /// The folder of the user's own model manifests: `--models-dir`, else
+    /// `$XDG_CONFIG_HOME/docqa/models`.
+    pub fn models_dir(&self) -> Option<PathBuf> {
+        self.models_dir
+            .clone()
+            .or_else(docqa::models::default_models_dir)
+    }
+
+    /// The registry: built in, extended by the user's manifests.
+    pub fn registry(&self) -> Result<Registry, docqa::models::StoreError> {
+        match self.models_dir() {
+            Some(dir) => Registry::with_user_manifests(&dir),
+            None => Ok(Registry::builtin()),
+        }
+    }
+
+    pub fn store(&self) -> Result<Store, docqa::models::StoreError> {
+        Ok(Store::new(self.cache(), self.registry()?))
     }
 
     pub fn fetch_options(&self) -> FetchOptions {
@@ -474,6 +550,7 @@ impl GlobalArgs {
             cache,
             offline: self.offline,
             quiet: self.quiet,
+            models_dir: self.models_dir(),
             threads: self.threads(),
             worker_command: Some(corpus_cmd::worker_command),
             retrieval,

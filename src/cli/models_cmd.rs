@@ -34,7 +34,7 @@ pub enum ModelsCommand {
 }
 
 pub fn run(global: &GlobalArgs, command: &ModelsCommand) -> Result<ExitCode> {
-    let store = global.store();
+    let store = global.store()?;
     match command {
         ModelsCommand::List { json } => {
             let statuses = all_statuses(&store, false)?;
@@ -51,7 +51,8 @@ pub fn run(global: &GlobalArgs, command: &ModelsCommand) -> Result<ExitCode> {
                             s.name.clone(),
                             s.role.to_string(),
                             s.download_size.map_or("-".into(), human_size),
-                            cached_label(s).to_string(),
+                            served_at(&store, &s.name)
+                                .map_or_else(|| cached_label(s).to_string(), |_| "served".into()),
                             s.licence.clone(),
                         ]
                     })
@@ -150,6 +151,13 @@ fn all_statuses(store: &Store, full: bool) -> Result<Vec<ModelStatus>> {
         .collect::<Result<_, _>>()?)
 }
 
+/// A served model's URL and model id, when `name` is one.
+fn served_at(store: &Store, name: &str) -> Option<String> {
+    let spec = store.registry().get(name).ok()?;
+    let served = spec.served.as_ref()?;
+    Some(format!("{} at {}", served.api_model, served.base_url))
+}
+
 fn cached_label(s: &ModelStatus) -> &'static str {
     if s.is_ready() {
         "yes"
@@ -179,6 +187,7 @@ fn list_json(store: &Store, statuses: &[ModelStatus]) -> serde_json::Value {
                 "cached": cached_label(s),
                 "sources": spec.sources.iter().map(|x| x.kind.to_string()).collect::<Vec<_>>(),
                 "files": s.files,
+                "served": served_at(store, &s.name),
             })
         })
         .collect();

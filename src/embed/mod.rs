@@ -4,7 +4,10 @@
 //! Called by the index builder and by query-time retrieval; takes file paths, never the CLI.
 
 pub mod bert;
+mod served;
 pub mod worker;
+
+pub use served::ServedEmbedder;
 
 use std::path::Path;
 
@@ -30,6 +33,14 @@ pub enum EmbedError {
     Candle(#[from] candle_core::Error),
     #[error("embedding worker: {0}")]
     Worker(String),
+    #[error(transparent)]
+    Served(Box<crate::served::ServedError>),
+}
+
+impl From<crate::served::ServedError> for EmbedError {
+    fn from(e: crate::served::ServedError) -> Self {
+        EmbedError::Served(Box::new(e))
+    }
 }
 
 /// Maps texts to unit-length vectors; similar texts get a high dot product.

@@ -1,16 +1,18 @@
-//! `compare`: the same eval over a grid of model choices (generators, embedders, retrieval
-//! modes, k), each cell a run through a [`Session`], gathered into a leaderboard (Markdown, JSON
-//! and an SVG chart). The columns and bars come from [`super::catalog::METRICS`]. Called by
-//! `docqa compare`, which writes the files.
+//! `compare`: the same eval over a grid of model choices (generators of any kind: registered,
+//! GGUF files, served; embedders, retrieval modes, k), each cell a run through a [`Session`],
+//! gathered into a leaderboard (Markdown, JSON and an SVG chart) that names each generator's
+//! kind and keeps a served model's speed apart (its hardware is not ours). The columns and bars
+//! come from [`super::catalog::METRICS`]. Called by `docqa compare`, which writes the files.
 
 use std::path::Path;
 
 use serde::Serialize;
 
 use crate::index::RetrievalMode;
-use crate::session::{Events, Session, Settings, Silent};
+use crate::models::{ModelKind, ModelRef};
+use crate::session::{CorpusSettings, Events, Session, Settings, Silent};
 
-use super::catalog::METRICS;
+use super::catalog::{Format, METRICS};
 use super::qa::QaItem;
 use super::report::EvalReport;
 use super::runner;
@@ -19,7 +21,7 @@ use super::suite::{self, RunOptions, SuiteError};
 /// The choices to compare: every combination runs.
 #[derive(Debug, Clone)]
 pub struct Grid {
-    pub generators: Vec<String>,
+    pub generators: Vec<ModelRef>,
     pub embedders: Vec<String>,
     pub modes: Vec<RetrievalMode>,
     pub ks: Vec<usize>,
@@ -28,7 +30,14 @@ pub struct Grid {
 /// One cell of the grid.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
+    /// The registry name, the file's name, or the served model's id.
     pub generator: String,
+    /// Registry, file or server.
+    pub kind: ModelKind,
+    /// Where it came from: the file's path or the server's URL (`None` for a registered one).
+    pub source: Option<String>,
+    /// Whether its speed figures were measured on this machine (not so for a served model).
+    pub speed_comparable: bool,
     pub embedder: String,
     pub mode: String,
     pub k: usize,
@@ -66,16 +75,22 @@ pub fn run(
     for embedder in &grid.embedders {
         let mut settings = base.clone();
         settings.corpus.embedder = embedder.clone();
+        // A default index path follows the embedder (a served one's is kept apart).
+        let default_for =
+            |e: &str| CorpusSettings::default_index_for(&base.corpus.dir, &base.cache, e);
+        if base.corpus.index_path == default_for(&base.corpus.embedder) {
+            settings.corpus.index_path = default_for(embedder);
+        }
         let mut session = Session::open(settings, observer)?;
         for generator in &grid.generators {
-            session.set_generator(generator);
+            session.set_generator(generator.clone());
             for &mode in &grid.modes {
                 for &k in &grid.ks {
                     let mut retrieval = base.retrieval.clone();
                     retrieval.mode = mode;
                     retrieval.k = k;
                     session.set_retrieval(retrieval);
-                    let label = format!("{generator} {mode} k={k}");
+                    let label = format!("{} {mode} k={k}", generator.label());
                     tracing::info!("running {label} ({embedder})");
                     observer.run_started(&label, suite::case_count(items, opts));
                     if !opts.retrieval_only {
@@ -85,16 +100,29 @@ pub fn run(
                         suite::evaluate(&mut session, items, opts, &mut Silent, &mut |n| {
                             observer.run_progress(n)
                         })?;
+                    let name = report
+                        .generator
+                        .as_ref()
+                        .map_or_else(|| generator.label(), |g| g.name.clone());
+                    let source = match generator {
+                        ModelRef::Registry { .. } => None,
+                        ModelRef::File { path } => Some(path.display().to_string()),
+                        ModelRef::Served { base_url, .. } => Some(base_url.clone()),
+                    };
+                    let stem = format!("{}-{embedder}-{mode}-k{k}", file_safe(&name));
                     let run = Run {
                         row: Row {
-                            generator: generator.clone(),
+                            generator: name,
+                            kind: generator.kind(),
+                            source,
+                            speed_comparable: generator.kind() != ModelKind::Served,
                             embedder: embedder.clone(),
                             mode: mode.to_string(),
                             k,
                             summary: report.summary.clone(),
                         },
                         report,
-                        stem: format!("{generator}-{embedder}-{mode}-k{k}"),
+                        stem,
                     };
                     observer.run_finished(&run);
                     runs.push(run);
@@ -113,31 +141,67 @@ pub fn markdown(qa: &Path, rows: &[Row]) -> String {
         key(b).total_cmp(&key(a))
     });
     let mut out = format!(
-        "# docqa leaderboard: {}\n\n| # | generator | embedder | mode | k |",
+        "# docqa leaderboard: {}\n\n| # | generator | kind | embedder | mode | k |",
         qa.display()
     );
     let board: Vec<_> = METRICS.iter().filter(|m| m.leaderboard).collect();
     for m in &board {
         out.push_str(&format!(" {} |", m.label));
     }
-    out.push_str("\n|---|---|---|---|---|");
+    out.push_str("\n|---|---|---|---|---|---|");
     out.push_str(&"---|".repeat(board.len()));
     out.push('\n');
     for (i, r) in order.iter().enumerate() {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |",
             i + 1,
             r.generator,
+            kind_cell(r),
             r.embedder,
             r.mode,
             r.k
         ));
         for m in &board {
-            out.push_str(&format!(" {} |", m.format(m.value(&r.summary))));
+            let cell = m.format(m.value(&r.summary));
+            // A served model's times are its server's hardware and the network: marked, so
+            // they are not read against this machine's.
+            let cell = if m.format == Format::Measure && !r.speed_comparable && cell != "-" {
+                format!("({cell})†")
+            } else {
+                cell
+            };
+            out.push_str(&format!(" {cell} |"));
         }
         out.push('\n');
     }
+    if rows.iter().any(|r| !r.speed_comparable) {
+        out.push_str(
+            "\n† Served model: its times were measured through its server (another machine's \
+             hardware, and the network), so they do not compare with the local rows.\n",
+        );
+    }
     out
+}
+
+/// The kind column: `registry`, `file (PATH)`, `server (URL)`.
+fn kind_cell(r: &Row) -> String {
+    match &r.source {
+        Some(source) => format!("{} ({source})", r.kind),
+        None => r.kind.to_string(),
+    }
+}
+
+/// `name` with every character a file name should not hold replaced by `_`.
+fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// A grouped bar chart of the metrics [`METRICS`] marks for it (F1, containment, citation
@@ -178,10 +242,10 @@ pub fn svg(rows: &[Row]) -> String {
                 bar_w - 3.0
             ));
         }
-        let p50 = r
-            .summary
-            .latency_p50_ms
-            .map_or("-".to_string(), |v| format!("{:.1}s", v / 1e3));
+        let p50 = r.summary.latency_p50_ms.map_or("-".to_string(), |v| {
+            let served = if r.speed_comparable { "" } else { " (served)" };
+            format!("{:.1}s{served}", v / 1e3)
+        });
         let name = r.generator.replace("-instruct", "");
         s.push_str(&format!(
             "<text x=\"{x0}\" y=\"{}\">{name}</text><text x=\"{x0}\" y=\"{}\">{} k={} p50 {p50}</text>\n",

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::generate::{GenOptions, GenerateError, Generation, Generator, Prompt, StopReason};
+use crate::generate::{
+    GenOptions, GenerateError, Generation, Generator, GeneratorFeatures, Prompt, StopReason,
+    TokenLogprob,
+};
 
 #[derive(Serialize, Deserialize)]
 struct Entry {
@@ -20,6 +23,8 @@ struct Entry {
     stop: String,
     #[serde(default)]
     first_logprobs: Vec<f32>,
+    #[serde(default)]
+    top_logprobs: Vec<TokenLogprob>,
 }
 
 pub struct CachedGenerator<'a> {
@@ -33,7 +38,8 @@ pub struct CachedGenerator<'a> {
 }
 
 impl<'a> CachedGenerator<'a> {
-    /// `dir` holds the entries; `model_sha256` identifies the exact weights.
+    /// `dir` holds the entries; `model_sha256` identifies the exact weights (for a served
+    /// model, its server's URL and model id).
     pub fn new(inner: &'a mut dyn Generator, dir: &Path, model_sha256: &str) -> Self {
         Self {
             inner,
@@ -76,6 +82,10 @@ impl Generator for CachedGenerator<'_> {
         self.inner.context_length()
     }
 
+    fn features(&self) -> GeneratorFeatures {
+        self.inner.features()
+    }
+
     fn generate(
         &mut self,
         prompt: &Prompt,
@@ -104,6 +114,7 @@ impl Generator for CachedGenerator<'_> {
                     _ => StopReason::StopToken,
                 },
                 first_logprobs: e.first_logprobs,
+                top_logprobs: e.top_logprobs,
             });
         }
         let g = self.inner.generate(prompt, opts, on_token)?;
@@ -117,6 +128,7 @@ impl Generator for CachedGenerator<'_> {
             decode_ms: g.decode_ms,
             stop: stop_name(g.stop_reason).into(),
             first_logprobs: g.first_logprobs.clone(),
+            top_logprobs: g.top_logprobs.clone(),
         };
         if let Some(parent) = path.parent() {
             let _ = std::fs::create_dir_all(parent);
@@ -157,6 +169,7 @@ mod tests {
                 decode_ms: 1.0,
                 stop_reason: StopReason::StopToken,
                 first_logprobs: Vec::new(),
+                top_logprobs: Vec::new(),
             })
         }
     }

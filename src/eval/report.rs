@@ -25,7 +25,36 @@ pub struct EvalReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelRef {
     pub name: String,
+    /// The weights' sha256; for a served model, its URL and model id.
     pub sha256: String,
+    /// A generator's kind (registry, file, served) and what it does of the answer contract.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<crate::models::ModelKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub features: Option<crate::generate::GeneratorFeatures>,
+}
+
+/// A line on how a generator that is not a local GGUF differs: verification scored from the
+/// generated Yes/No, a short answer by a plain request, speed measured on another machine.
+pub fn generator_notes(g: &ModelRef) -> Option<String> {
+    use crate::generate::{ShortAnswerSource, VerifySource};
+    let f = g.features?;
+    let mut notes = Vec::new();
+    if let Some(url) = &g.url {
+        notes.push(format!("served by {url}"));
+    }
+    if f.verification == VerifySource::GeneratedYesNo {
+        notes.push("verification: generated yes/no (the server returns no logprobs)".into());
+    }
+    if f.short_answer == ShortAnswerSource::PlainRequest {
+        notes.push("short answer: plain request (no copy-constrained decoding)".into());
+    }
+    if !f.local_speed {
+        notes.push("speed: measured through the server, not comparable with local runs".into());
+    }
+    (!notes.is_empty()).then(|| notes.join("; "))
 }
 
 /// Formats a metric's value as its entry in [`METRICS`] says; an unknown name as a ratio.
@@ -64,16 +93,18 @@ pub fn markdown(r: &EvalReport) -> String {
         r.corpus,
         r.generator
             .as_ref()
-            .map_or("none (retrieval only)".to_string(), |g| format!(
-                "{} (`{}`)",
-                g.name,
-                &g.sha256[..12.min(g.sha256.len())]
-            )),
+            .map_or("none (retrieval only)".to_string(), |g| match &g.url {
+                Some(url) => format!("{} at {url}", g.name),
+                None => format!("{} (`{}`)", g.name, &g.sha256[..12.min(g.sha256.len())]),
+            }),
         r.embedder.name,
         &r.embedder.sha256[..12.min(r.embedder.sha256.len())],
         r.retrieval_mode,
         r.k
     ));
+    if let Some(notes) = r.generator.as_ref().and_then(generator_notes) {
+        out.push_str(&format!("Generator: {notes}.\n\n"));
+    }
     out.push_str("## Summary\n\n| metric | value |\n|---|---|\n");
     out.push_str(&format!("| questions | {} |\n", r.summary.questions));
     for m in METRICS {

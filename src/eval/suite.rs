@@ -56,11 +56,11 @@ pub fn evaluate(
     let corpus = session.settings().corpus.dir.clone();
     let cache_dir = session.store().root().join("generations");
     let embedder = ModelRef {
-        name: session.embedder_model().spec.name.0.clone(),
-        sha256: session
-            .embedder_model()
-            .sha256("model.safetensors")
-            .to_string(),
+        name: session.embedder_ref().name.clone(),
+        sha256: session.embedder_ref().sha256.clone(),
+        kind: None,
+        url: session.embedder_ref().url.clone(),
+        features: None,
     };
     // The generator is borrowed mutably while the index and embedder are read: split the
     // session's borrows through its parts.
@@ -68,10 +68,13 @@ pub fn evaluate(
     let mut cached;
     let (g, generator_ref): (Option<&mut dyn Generator>, Option<ModelRef>) =
         match generator.filter(|_| !opts.retrieval_only) {
-            Some((g, model)) => {
+            Some((g, info)) => {
                 let model_ref = ModelRef {
-                    name: model.spec.name.0.clone(),
-                    sha256: model.runtime_gguf().1.to_string(),
+                    name: info.name.clone(),
+                    sha256: info.cache_identity(),
+                    kind: Some(info.kind),
+                    url: info.url.clone(),
+                    features: Some(info.features),
                 };
                 if opts.use_cache {
                     cached = CachedGenerator::new(g, &cache_dir, &model_ref.sha256);

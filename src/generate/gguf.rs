@@ -17,7 +17,7 @@ use super::model::Transformer;
 use super::prefix_store::PrefixStore;
 use super::template::ChatTemplate;
 use super::tokenizer::{build_tokenizer, GgufVocab, TokenBytes, Utf8Stream};
-use super::{GenOptions, GenerateError, Generation, Generator, Prompt, StopReason};
+use super::{GenOptions, GenerateError, Generation, Generator, Prompt, StopReason, TokenLogprob};
 
 /// End-of-turn markers used by chat models; whichever the vocabulary has are stop tokens.
 const STOP_TEXTS: &[&str] = &[
@@ -28,6 +28,32 @@ const STOP_TEXTS: &[&str] = &[
     "<|end|>",
     "<end_of_turn>",
 ];
+
+/// The `general.architecture` values [`GgufGenerator`] runs.
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &["qwen2", "llama"];
+
+/// The `general.architecture` of the GGUF at `path`, read from its header alone (no tensor
+/// data), so a file docqa cannot run is refused before anything loads.
+pub fn gguf_architecture(path: &Path) -> Result<String, GenerateError> {
+    let mut file = File::open(path).map_err(|source| GenerateError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let content = gguf_file::Content::read(&mut file).map_err(|source| GenerateError::Gguf {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    })?;
+    match content.metadata.get("general.architecture") {
+        Some(gguf_file::Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(GenerateError::BadMetadata {
+            key: "general.architecture".into(),
+            reason: "not a string".into(),
+        }),
+        None => Err(GenerateError::MissingMetadata {
+            key: "general.architecture".into(),
+        }),
+    }
+}
 
 /// What a loaded model is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,8 +105,10 @@ impl GgufGenerator {
             path: path.to_path_buf(),
             source,
         })?;
-        // SAFETY: the model files are docqa's own cache entries, verified before use and
-        // replaced only by rename, so the mapped pages do not change under the model.
+        // SAFETY: registry models are docqa's own cache entries, verified before use and
+        // replaced only by rename, so the mapped pages do not change under the model. A file
+        // given by path is the user's: like llama.cpp, docqa maps it and expects it not to be
+        // rewritten while it runs (its sha256 is taken before loading).
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| GenerateError::Io {
             path: path.to_path_buf(),
             source,
@@ -194,6 +222,26 @@ impl GgufGenerator {
                             logits.len()
                         ))
                     })
+            })
+            .collect()
+    }
+
+    /// The `n` likeliest tokens under `logits`, likeliest first, with their log-probabilities.
+    fn top_first_tokens(&self, logits: &[f32], n: usize) -> Vec<TokenLogprob> {
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let log_sum = logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln() + max;
+        let mut order: Vec<usize> = (0..logits.len()).collect();
+        let n = n.min(order.len());
+        order.select_nth_unstable_by(n.saturating_sub(1), |&a, &b| {
+            logits[b].total_cmp(&logits[a]).then(a.cmp(&b))
+        });
+        order.truncate(n);
+        order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+        order
+            .into_iter()
+            .map(|id| TokenLogprob {
+                token: String::from_utf8_lossy(self.token_bytes.get(id as u32)).into_owned(),
+                logprob: logits[id] - log_sum,
             })
             .collect()
     }
@@ -324,6 +372,7 @@ impl Generator for GgufGenerator {
         let prefix = self.shared_prefix_tokens(prompt, opts.shared_prefix_messages, &ids)?;
         let started = Instant::now();
         let mut first_logprobs = Vec::new();
+        let mut top_logprobs = Vec::new();
         let mut reused_tokens = 0;
         let mut next = if opts.max_tokens > 0 {
             let head = &ids[..prefix];
@@ -347,6 +396,9 @@ impl Generator for GgufGenerator {
             }
             if !opts.score_first.is_empty() {
                 first_logprobs = self.first_token_logprobs(&logits, &opts.score_first)?;
+            }
+            if opts.top_logprobs > 0 {
+                top_logprobs = self.top_first_tokens(&logits, opts.top_logprobs);
             }
             match &constraint {
                 Some(c) => pick_constrained(&logits, c, &so_far),
@@ -405,6 +457,7 @@ impl Generator for GgufGenerator {
             decode_ms: ms_since(decode_started),
             stop_reason,
             first_logprobs,
+            top_logprobs,
         };
         tracing::debug!(
             prompt_tokens = generation.prompt_tokens,

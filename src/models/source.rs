@@ -75,6 +75,7 @@ pub fn fetch(
         SourceKind::Pypi => fetch_pypi(spec, source, work, show_progress),
         SourceKind::Hf => fetch_hf(spec, source, work, show_progress),
         SourceKind::Npm => fetch_npm(spec, source, work, show_progress),
+        SourceKind::File => fetch_file(spec, source, work, show_progress),
     }
 }
 
@@ -281,6 +282,26 @@ fn fetch_npm(
             run_tool(cmd, "tar", member, false)?;
             parts.push(Part::Plain(unpack.join(member)));
         }
+        let dest = work.join(&file.name);
+        let sha256 = assemble(&parts, &dest, &file.name, file.size, show_progress)?;
+        out.insert(file.name.clone(), Assembled { path: dest, sha256 });
+    }
+    Ok(out)
+}
+
+/// Copies local files (a team's share, a file given by path once and pinned since).
+fn fetch_file(
+    spec: &ModelSpec,
+    source: &Source,
+    work: &Path,
+    show_progress: bool,
+) -> Result<BTreeMap<String, Assembled>, FetchError> {
+    let mut out = BTreeMap::new();
+    for file in &spec.files {
+        let parts: Vec<Part> = source.files[&file.name]
+            .iter()
+            .map(|p| Part::Plain(PathBuf::from(p)))
+            .collect();
         let dest = work.join(&file.name);
         let sha256 = assemble(&parts, &dest, &file.name, file.size, show_progress)?;
         out.insert(file.name.clone(), Assembled { path: dest, sha256 });

@@ -304,6 +304,15 @@ impl Store {
     ) -> Result<LocalModel, StoreError> {
         let spec = self.registry.get(name)?.clone();
         let dir = self.model_dir(&spec);
+        if spec.served.is_some() {
+            // Served elsewhere: nothing to fetch or keep.
+            progress(&format!("{}: served, nothing to fetch", spec.name));
+            return Ok(LocalModel {
+                spec,
+                dir,
+                files: BTreeMap::new(),
+            });
+        }
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
 
         let mut need_fetch = false;
@@ -462,6 +471,48 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The sha256 of a file outside the cache (a GGUF given by path), remembered under
+    /// `file-hashes/` by its canonical path, size and modification time: a second run does not
+    /// read a gigabyte again, and a changed file is hashed anew.
+    pub fn file_sha256(&self, path: &Path) -> Result<String, StoreError> {
+        let canonical = fs::canonicalize(path).map_err(io_err(path))?;
+        let key = hex::encode(Sha256::digest(canonical.to_string_lossy().as_bytes()));
+        let dir = self.root.join("file-hashes");
+        let record = dir.join(format!("{key}.json"));
+        let identity = file_identity(&canonical);
+        if let Some((size, mtime_ns)) = identity {
+            let known = fs::read_to_string(&record)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Stamp>(&t).ok());
+            if let Some(stamp) = known.filter(|s| s.size == size && s.mtime_ns == mtime_ns) {
+                return Ok(stamp.sha256);
+            }
+        }
+        let started = Instant::now();
+        let sha256 = sha256_file(&canonical)?;
+        tracing::info!(
+            "hashed {} in {:.1} s",
+            canonical.display(),
+            started.elapsed().as_secs_f64()
+        );
+        // Only a file that did not change while it was read is remembered.
+        if let Some((size, mtime_ns)) = identity.filter(|id| file_identity(&canonical) == Some(*id))
+        {
+            let stamp = Stamp {
+                sha256: sha256.clone(),
+                size,
+                mtime_ns,
+            };
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_err(&dir))?;
+            serde_json::to_writer(&mut tmp, &stamp).map_err(|e| io_err(&record)(e.into()))?;
+            tmp.persist(&record).map_err(|e| io_err(&record)(e.error))?;
+        }
+        Ok(sha256)
+    }
+}
+
 fn fmt_fetch_error(e: &FetchError) -> String {
     e.to_string().replace('\n', " ")
 }
@@ -555,4 +606,36 @@ pub fn sha256_file(path: &Path) -> Result<String, StoreError> {
         hasher.update(&buf[..n]);
     }
     Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_files_hash_is_remembered_until_it_changes() {
+        let cache = tempfile::tempdir().unwrap();
+        let store = Store::new(cache.path().to_path_buf(), Registry::builtin());
+        let file = cache.path().join("m.gguf");
+        fs::write(&file, b"weights one").unwrap();
+        let real = sha256_file(&file).unwrap();
+        assert_eq!(store.file_sha256(&file).unwrap(), real);
+        // The second call trusts the record: a forged one is believed while the file is as
+        // recorded...
+        let records: Vec<PathBuf> = fs::read_dir(cache.path().join("file-hashes"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(records.len(), 1);
+        let mut stamp: Stamp = serde_json::from_slice(&fs::read(&records[0]).unwrap()).unwrap();
+        stamp.sha256 = "f".repeat(64);
+        fs::write(&records[0], serde_json::to_vec(&stamp).unwrap()).unwrap();
+        assert_eq!(store.file_sha256(&file).unwrap(), "f".repeat(64));
+        // ...and not once the file changed.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(&file, b"weights two").unwrap();
+        let changed = store.file_sha256(&file).unwrap();
+        assert_eq!(changed, sha256_file(&file).unwrap());
+        assert_ne!(changed, real);
+    }
 }

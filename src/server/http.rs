@@ -7,10 +7,12 @@
 //! | `GET /v1/models` | | the generator and embedder, OpenAI's list shape |
 //! | `POST /v1/ask` | `question`, optional `k`, `mode` | the `docqa ask --json` object |
 //! | `POST /v1/search` | `question`, optional `k`, `mode` | the `docqa search --json` object |
-//! | `POST /v1/chat/completions` | OpenAI's; the last user message is the question | the checked answer and its numbered sources as the message, `citations` beside it; `"stream": true` sends server-sent events |
+//! | `POST /v1/chat/completions` | OpenAI's; `model` absent or `"docqa"`: the last user message is the question | the checked answer and its numbered sources as the message, `citations` beside it; `"stream": true` sends server-sent events |
+//! | `POST /v1/chat/completions` | OpenAI's with `model` the generator's id (`GET /v1/models` lists it first): raw generation, no retrieval; `max_tokens`, `temperature`, `top_p`, `seed`, `logprobs` with `top_logprobs` (the first token's alternatives, `choices[0].logprobs.content[0].top_logprobs`) | OpenAI's completion, with llama.cpp's `timings`; any other `model` is a 404 in OpenAI's error shape |
 //! | `POST /v1/embeddings` | OpenAI's (`input`: a string or strings) | MiniLM vectors |
 //!
-//! Errors are `{"error": {"kind", "message"}}` with the kinds the command line's `--json` uses.
+//! Errors are `{"error": {"kind", "message"}}` with the kinds the command line's `--json` uses
+//! (the raw-generation errors also carry OpenAI's `type` and `code`).
 //! Generation requests (ask, chat) wait in a bounded queue; past it the reply is 503 with
 //! `Retry-After`. SIGTERM or Ctrl-C stops accepting connections, finishes the requests in flight
 //! and returns.
@@ -34,6 +36,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::Shared;
+use crate::generate::{GenOptions, Message, Prompt, Role, StopReason};
 use crate::index::RetrievalMode;
 use crate::session::errors::{json_error, kind_of, ErrorKind};
 use crate::session::{AskReport, Session, SessionError, Settings, Silent};
@@ -121,7 +124,10 @@ async fn serve(settings: Settings, opts: ServeOptions) -> Result<(), ServeError>
         "models and index loaded in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let generator = session.settings().generator.model.clone();
+    let generator = session.generator_ref().map_or_else(
+        || session.settings().generator.model.label(),
+        |g| g.name.clone(),
+    );
     let embedder = session.settings().corpus.embedder.clone();
     let state = Arc::new(AppState {
         session: Shared::new(session),
@@ -186,6 +192,8 @@ struct ApiError {
     status: StatusCode,
     kind: ErrorKind,
     message: String,
+    /// OpenAI's `type` and `code`, for errors of its own routes that its clients read.
+    openai: Option<(&'static str, &'static str)>,
 }
 
 impl ApiError {
@@ -194,7 +202,13 @@ impl ApiError {
             status,
             kind,
             message: message.into(),
+            openai: None,
         }
+    }
+
+    fn openai(mut self, kind: &'static str, code: &'static str) -> ApiError {
+        self.openai = Some((kind, code));
+        self
     }
 
     fn bad_request(message: impl Into<String>) -> ApiError {
@@ -213,7 +227,9 @@ impl From<SessionError> for ApiError {
             .collect::<Vec<_>>()
             .join(": ");
         let status = match kind {
-            ErrorKind::Usage | ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::Usage | ErrorKind::BadRequest | ErrorKind::ContextOverflow => {
+                StatusCode::BAD_REQUEST
+            }
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Busy => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -222,13 +238,19 @@ impl From<SessionError> for ApiError {
             status,
             kind,
             message,
+            openai: None,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = (self.status, Json(json_error(self.kind, &self.message))).into_response();
+        let mut body = json_error(self.kind, &self.message);
+        if let Some((kind, code)) = self.openai {
+            body["error"]["type"] = json!(kind);
+            body["error"]["code"] = json!(code);
+        }
+        let mut resp = (self.status, Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
@@ -292,6 +314,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
 async fn models(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     let status = state.session.run(|s| Ok(s.status())).await?;
     let model = |id: &str, role: &str| json!({"id": id, "object": "model", "created": 0, "owned_by": "docqa", "docqa_role": role});
+    // The generator first: a client that takes the first model gets raw generation.
     Ok(Json(json!({
         "object": "list",
         "data": [model(&state.generator, "generator"), model(&state.embedder, "embedder")],
@@ -379,15 +402,35 @@ async fn search(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Respo
     Ok(Json(report).into_response())
 }
 
+/// The model id of checked answers over the corpus (also what a request without `model` gets).
+const RAG_MODEL: &str = "docqa";
+
+/// The most tokens a raw generation may ask for.
+const MAX_RAW_TOKENS: usize = 4096;
+
 #[derive(Deserialize)]
 struct ChatBody {
     messages: Vec<ChatMessage>,
     #[serde(default)]
     stream: bool,
-    /// Ignored: the server answers with the generator it loaded (named in the reply).
+    /// Absent or `docqa`: a checked answer; the generator's id: raw generation.
     #[serde(default)]
-    #[allow(dead_code)]
     model: Option<String>,
+    /// Raw generation: tokens to generate at most (`max_completion_tokens` is OpenAI's newer
+    /// name).
+    #[serde(default, alias = "max_completion_tokens")]
+    max_tokens: Option<usize>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    top_p: Option<f64>,
+    #[serde(default)]
+    seed: Option<u64>,
+    /// Raw generation: report the first token's likeliest alternatives.
+    #[serde(default)]
+    logprobs: bool,
+    #[serde(default)]
+    top_logprobs: Option<usize>,
     /// docqa's own: passages to retrieve.
     #[serde(default)]
     k: Option<usize>,
@@ -436,6 +479,25 @@ fn unix_now() -> u64 {
 
 async fn chat(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
     let body: ChatBody = parse(&body)?;
+    let raw = match body.model.as_deref() {
+        None | Some(RAG_MODEL) => false,
+        Some(m) if m == state.generator => true,
+        Some(m) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                ErrorKind::UnknownModel,
+                format!(
+                    "The model `{m}` does not exist: this server has `{}` (raw generation) and \
+                     `{RAG_MODEL}` (checked answers over its corpus)",
+                    state.generator
+                ),
+            )
+            .openai("invalid_request_error", "model_not_found"))
+        }
+    };
+    if raw {
+        return raw_chat(state, body).await;
+    }
     let question = body
         .messages
         .iter()
@@ -467,6 +529,111 @@ async fn chat(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Respons
         "usage": usage(&report),
         "citations": report.citations,
         "docqa": report,
+    }))
+    .into_response())
+}
+
+/// A chat completion by the generator itself: the messages as given, no retrieval, no checks.
+async fn raw_chat(state: Arc<AppState>, body: ChatBody) -> Result<Response, ApiError> {
+    let invalid = |m: String| {
+        ApiError::bad_request(m).openai("invalid_request_error", "invalid_request_error")
+    };
+    if body.stream {
+        return Err(invalid(
+            "raw generation is not streamed: send `\"stream\": false`".into(),
+        ));
+    }
+    let mut messages = Vec::with_capacity(body.messages.len());
+    for m in &body.messages {
+        let role = match m.role.as_str() {
+            "system" | "developer" => Role::System,
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            other => return Err(invalid(format!("unsupported message role `{other}`"))),
+        };
+        messages.push(Message {
+            role,
+            content: m.content.text(),
+        });
+    }
+    if messages.is_empty() {
+        return Err(invalid("`messages` is empty".into()));
+    }
+    let max_tokens = body.max_tokens.unwrap_or(256);
+    if max_tokens == 0 || max_tokens > MAX_RAW_TOKENS {
+        return Err(invalid(format!(
+            "`max_tokens` must be 1 to {MAX_RAW_TOKENS}, got {max_tokens}"
+        )));
+    }
+    let top_logprobs = if body.logprobs {
+        body.top_logprobs.unwrap_or(1).clamp(1, 20)
+    } else {
+        0
+    };
+    let defaults = GenOptions::default();
+    let opts = GenOptions {
+        max_tokens,
+        temperature: body.temperature,
+        top_p: body.top_p,
+        seed: body.seed.unwrap_or(defaults.seed),
+        top_logprobs,
+        ..defaults
+    };
+    let admission = admit(&state)?;
+    let prompt = Prompt { messages };
+    let result = state.session.run(move |s| s.generate(&prompt, &opts)).await;
+    drop(admission);
+    let g = result.map_err(|e| {
+        let e = ApiError::from(e);
+        match e.kind {
+            ErrorKind::ContextOverflow => {
+                e.openai("invalid_request_error", "context_length_exceeded")
+            }
+            _ => e.openai("server_error", "server_error"),
+        }
+    })?;
+    let logprobs = match g.top_logprobs.first() {
+        Some(first) if body.logprobs => json!({"content": [{
+            "token": first.token,
+            "logprob": first.logprob,
+            "bytes": first.token.as_bytes(),
+            "top_logprobs": g.top_logprobs.iter().map(|t| json!({
+                "token": t.token, "logprob": t.logprob, "bytes": t.token.as_bytes(),
+            })).collect::<Vec<_>>(),
+        }]}),
+        _ => Value::Null,
+    };
+    let finish = match g.stop_reason {
+        StopReason::StopToken => "stop",
+        StopReason::MaxTokens | StopReason::ContextFull => "length",
+    };
+    let id = format!(
+        "chatcmpl-docqa-{}",
+        state.next_id.fetch_add(1, Ordering::SeqCst)
+    );
+    Ok(Json(json!({
+        "id": id,
+        "object": "chat.completion",
+        "created": unix_now(),
+        "model": state.generator,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": g.text},
+            "logprobs": logprobs,
+            "finish_reason": finish,
+        }],
+        "usage": {
+            "prompt_tokens": g.prompt_tokens,
+            "completion_tokens": g.generated_tokens,
+            "total_tokens": g.prompt_tokens + g.generated_tokens,
+        },
+        // llama.cpp's field: the server's own split of its time.
+        "timings": {
+            "prompt_n": g.prompt_tokens,
+            "prompt_ms": g.prefill_ms,
+            "predicted_n": g.generated_tokens,
+            "predicted_ms": g.decode_ms,
+        },
     }))
     .into_response())
 }

@@ -11,6 +11,7 @@ use crate::generate::GenerateError;
 use crate::index::IndexError;
 use crate::models::StoreError;
 use crate::pipeline::AskError;
+use crate::served::ServedError;
 use serde::Serialize;
 
 use super::SessionError;
@@ -42,6 +43,18 @@ pub enum ErrorKind {
     Model,
     Embedding,
     Generation,
+    /// A GGUF file whose architecture docqa does not run (the message names it and the
+    /// supported ones).
+    UnsupportedModel,
+    /// A served model's server does not answer at its URL (connection refused, no such host).
+    ServerUnreachable,
+    /// The server does not serve the model asked for (404).
+    UnknownModel,
+    /// The prompt is longer than the model's context (a served model's: the server's 400).
+    ContextOverflow,
+    /// A served model's server failed: an error status after retries (429, 5xx), a connection
+    /// that broke mid-reply, a timeout, or a reply docqa cannot read.
+    ServerError,
     /// The Q&A file is missing, empty or has a bad row.
     QaFile,
     /// A Q&A row's evidence does not resolve against the corpus.
@@ -108,11 +121,17 @@ pub fn kind_of(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
     if let Some(e) = e.downcast_ref::<AskError>() {
         return Some(ask_kind(e));
     }
-    if e.is::<GenerateError>() {
-        return Some(ErrorKind::Generation);
+    if let Some(e) = e.downcast_ref::<GenerateError>() {
+        return Some(generate_kind(e));
     }
-    if e.is::<crate::embed::EmbedError>() {
-        return Some(ErrorKind::Embedding);
+    if let Some(e) = e.downcast_ref::<ServedError>() {
+        return Some(served_kind(e));
+    }
+    if let Some(e) = e.downcast_ref::<crate::embed::EmbedError>() {
+        return Some(match e {
+            crate::embed::EmbedError::Served(e) => served_kind(e),
+            _ => ErrorKind::Embedding,
+        });
     }
     if e.is::<ThresholdError>() {
         return Some(ErrorKind::Thresholds);
@@ -166,7 +185,29 @@ fn ask_kind(e: &AskError) -> ErrorKind {
     match e {
         AskError::EmptyQuestion => ErrorKind::Usage,
         AskError::Index(e) => index_kind(e),
+        AskError::Generate(e) => generate_kind(e),
         _ => ErrorKind::Generation,
+    }
+}
+
+fn generate_kind(e: &GenerateError) -> ErrorKind {
+    match e {
+        GenerateError::UnsupportedArchitecture(_) => ErrorKind::UnsupportedModel,
+        GenerateError::PromptTooLong { .. } => ErrorKind::ContextOverflow,
+        GenerateError::Served(e) => served_kind(e),
+        _ => ErrorKind::Generation,
+    }
+}
+
+fn served_kind(e: &ServedError) -> ErrorKind {
+    match e {
+        ServedError::Unreachable { .. } => ErrorKind::ServerUnreachable,
+        ServedError::UnknownModel { .. } => ErrorKind::UnknownModel,
+        ServedError::ContextOverflow { .. } => ErrorKind::ContextOverflow,
+        ServedError::Status { .. }
+        | ServedError::Disconnected { .. }
+        | ServedError::Timeout { .. }
+        | ServedError::BadReply { .. } => ErrorKind::ServerError,
     }
 }
 
@@ -179,8 +220,10 @@ fn session_kind(e: &SessionError) -> Option<ErrorKind> {
         SessionError::Index(e) => index_kind(e),
         SessionError::Indexing { .. } => return None,
         SessionError::ReadFile { .. } => ErrorKind::Io,
+        SessionError::Embed(crate::embed::EmbedError::Served(e)) => served_kind(e),
         SessionError::Embed(_) => ErrorKind::Embedding,
-        SessionError::Generate(_) => ErrorKind::Generation,
+        SessionError::Generate(e) => generate_kind(e),
+        SessionError::ModelFile { source, .. } => generate_kind(source),
         SessionError::Ask(e) => ask_kind(e),
         SessionError::NoSuchChunk(_) | SessionError::NoSuchFile(_) => ErrorKind::NotFound,
         SessionError::BadRange { .. } => ErrorKind::BadRequest,

@@ -16,14 +16,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 use crate::corpus::{ChunkId, CorpusError, DocId};
-use crate::embed::{BertEmbedder, EmbedError};
+use crate::embed::{BertEmbedder, EmbedError, Embedder, ServedEmbedder};
 use crate::generate::prefix_store::PrefixStore;
-use crate::generate::{GenerateError, Generator, GgufGenerator};
+use crate::generate::{
+    gguf_architecture, GenOptions, GenerateError, Generation, Generator, GgufGenerator, Prompt,
+    ServedGenerator, SUPPORTED_ARCHITECTURES,
+};
 use crate::index::{
     self, BuildProgress, Index, IndexError, RetrievalConfig, RetrievalMode, UpdateOptions,
     UpdateReport,
 };
-use crate::models::{LocalModel, ModelRole, Store, StoreError};
+use crate::models::{LocalModel, ModelKind, ModelRef, ModelRole, Store, StoreError};
 use crate::pipeline::{self, AskConfig, AskError};
 
 pub use report::{
@@ -55,6 +58,13 @@ pub enum SessionError {
     Embed(#[from] EmbedError),
     #[error(transparent)]
     Generate(#[from] GenerateError),
+    /// A GGUF file given by path could not be loaded.
+    #[error("model file {}", path.display())]
+    ModelFile {
+        path: PathBuf,
+        #[source]
+        source: Box<GenerateError>,
+    },
     #[error(transparent)]
     Ask(#[from] AskError),
     /// `get` named a chunk the index does not hold.
@@ -92,11 +102,16 @@ pub trait Events {
 pub struct Silent;
 impl Events for Silent {}
 
-/// A loaded generator and the model it came from.
+/// A loaded generator and what it is.
 struct LoadedGenerator {
-    generator: GgufGenerator,
-    model: LocalModel,
-    name: String,
+    generator: Box<dyn Generator + Send>,
+    /// The model it was loaded as.
+    source: ModelRef,
+    /// What reports say of it.
+    info: GeneratorRef,
+    /// Its calibrated verification threshold, from its manifest (a file's by its sha256, a
+    /// served model's by URL and model id).
+    calibrated: Option<f64>,
     /// Time it took to load, charged to the first answer of a session.
     load_ms: f64,
 }
@@ -134,8 +149,8 @@ impl CorpusStamp {
 pub struct Session {
     settings: Settings,
     store: Store,
-    embedder: BertEmbedder,
-    embedder_model: LocalModel,
+    embedder: SessionEmbedder,
+    embedder_ref: EmbedderRef,
     index: Index,
     stamp: CorpusStamp,
     generator: Option<LoadedGenerator>,
@@ -161,17 +176,17 @@ impl Session {
         }
         // Before the models load: a path docqa must not write is refused at once.
         index::check_index_path(&settings.corpus.index_path)?;
-        let store = settings.store();
-        let (embedder, embedder_model) = load_embedder(&settings, &store, events)?;
+        let store = settings.store()?;
+        let (embedder, embedder_ref) = load_embedder(&settings, &store, events)?;
         let stamp = CorpusStamp::of(&dir);
-        let (index, report) = build(&settings, &embedder, false, events)?;
+        let (index, report) = build(&settings, embedder.get(), false, events)?;
         log_update(&settings.corpus.dir, &report);
         Ok(Session {
             open_ms: started.elapsed().as_secs_f64() * 1e3,
             settings,
             store,
             embedder,
-            embedder_model,
+            embedder_ref,
             index,
             stamp,
             generator: None,
@@ -188,9 +203,9 @@ impl Session {
         events: &mut dyn Events,
     ) -> Result<(Index, UpdateReport), SessionError> {
         index::check_index_path(&settings.corpus.index_path)?;
-        let store = settings.store();
+        let store = settings.store()?;
         let (embedder, _) = load_embedder(settings, &store, events)?;
-        build(settings, &embedder, rebuild, events)
+        build(settings, embedder.get(), rebuild, events)
     }
 
     pub fn settings(&self) -> &Settings {
@@ -205,12 +220,13 @@ impl Session {
         &self.index
     }
 
-    pub fn embedder(&self) -> &BertEmbedder {
-        &self.embedder
+    pub fn embedder(&self) -> &dyn Embedder {
+        self.embedder.get()
     }
 
-    pub fn embedder_model(&self) -> &LocalModel {
-        &self.embedder_model
+    /// The embedder, as reports name it.
+    pub fn embedder_ref(&self) -> &EmbedderRef {
+        &self.embedder_ref
     }
 
     /// What the last index update did (the one at open, or at the last [`Session::refresh`]
@@ -219,33 +235,117 @@ impl Session {
         &self.last_update
     }
 
-    /// Loads the generator the settings name, unless it is loaded already.
+    /// Loads the generator the settings name, unless it is loaded already: a registered model
+    /// from the cache (fetched on first use), a GGUF file in place (its sha256 taken once and
+    /// remembered), or a served model (its server asked whether it serves it).
     pub fn load_generator(&mut self, events: &mut dyn Events) -> Result<(), SessionError> {
-        let name = self.settings.generator.model.clone();
-        if self.generator.as_ref().is_some_and(|g| g.name == name) {
+        let wanted = self.settings.generator.model.clone();
+        if self.generator.as_ref().is_some_and(|g| g.source == wanted) {
             return Ok(());
         }
+        // The one loaded before goes first: two models need not fit in memory at once.
+        self.generator = None;
         let started = Instant::now();
-        self.store
-            .registry()
-            .get_role(&name, ModelRole::Generator)?;
-        let model = self
-            .store
-            .ensure(&name, self.settings.fetch_options(), &mut |l| {
-                events.fetch_line(l)
-            })?;
-        let (path, sha256) = model.runtime_gguf();
-        let mut generator = GgufGenerator::load(path, &candle_core::Device::Cpu)?;
-        generator.set_prefix_store(PrefixStore::new(self.store.root().join("prefixes"), sha256));
+        let registry = self.store.registry();
+        let (generator, mut info, calibrated): (Box<dyn Generator + Send>, GeneratorRef, _) =
+            match &wanted {
+                ModelRef::Registry { name } => {
+                    registry.get_role(name, ModelRole::Generator)?;
+                    let model =
+                        self.store
+                            .ensure(name, self.settings.fetch_options(), &mut |l| {
+                                events.fetch_line(l)
+                            })?;
+                    let (path, sha256) = model.runtime_gguf();
+                    let mut generator = GgufGenerator::load(path, &candle_core::Device::Cpu)?;
+                    generator.set_prefix_store(PrefixStore::new(
+                        self.store.root().join("prefixes"),
+                        sha256,
+                    ));
+                    let info = GeneratorRef {
+                        file: path.file_name().map(|f| f.to_string_lossy().into_owned()),
+                        sha256: Some(sha256.to_string()),
+                        ..GeneratorRef::new(name, ModelKind::Registry)
+                    };
+                    (Box::new(generator), info, model.spec.verify_threshold)
+                }
+                ModelRef::File { path } => {
+                    let file_err = |source| SessionError::ModelFile {
+                        path: path.clone(),
+                        source: Box::new(source),
+                    };
+                    // Checked from the header first: a file docqa cannot run is named at once,
+                    // before a gigabyte is hashed.
+                    let arch = gguf_architecture(path).map_err(file_err)?;
+                    if !SUPPORTED_ARCHITECTURES.contains(&arch.as_str()) {
+                        return Err(file_err(GenerateError::UnsupportedArchitecture(arch)));
+                    }
+                    let sha256 = self.store.file_sha256(path)?;
+                    let mut generator =
+                        GgufGenerator::load(path, &candle_core::Device::Cpu).map_err(file_err)?;
+                    generator.set_prefix_store(PrefixStore::new(
+                        self.store.root().join("prefixes"),
+                        &sha256,
+                    ));
+                    let calibrated = registry
+                        .generator_by_sha256(&sha256)
+                        .and_then(|spec| spec.verify_threshold);
+                    let info = GeneratorRef {
+                        file: path.file_name().map(|f| f.to_string_lossy().into_owned()),
+                        path: Some(path.clone()),
+                        sha256: Some(sha256),
+                        ..GeneratorRef::new(&wanted.label(), ModelKind::File)
+                    };
+                    (Box::new(generator), info, calibrated)
+                }
+                ModelRef::Served {
+                    base_url,
+                    api_model,
+                } => {
+                    let generator = ServedGenerator::connect(
+                        base_url,
+                        api_model.as_deref(),
+                        self.settings.generator.served.clone(),
+                    )
+                    .map_err(GenerateError::from)?;
+                    let calibrated = registry
+                        .served(base_url, generator.model())
+                        .and_then(|spec| spec.verify_threshold);
+                    let info = GeneratorRef {
+                        url: Some(generator.base_url().to_string()),
+                        ..GeneratorRef::new(generator.model(), ModelKind::Served)
+                    };
+                    (Box::new(generator), info, calibrated)
+                }
+            };
+        info.features = generator.features();
         let load_ms = started.elapsed().as_secs_f64() * 1e3;
-        tracing::info!("loaded generator {name} in {load_ms:.0} ms");
+        tracing::info!("loaded generator {wanted} in {load_ms:.0} ms");
         self.generator = Some(LoadedGenerator {
             generator,
-            model,
-            name,
+            source: wanted,
+            info,
+            calibrated,
             load_ms,
         });
         Ok(())
+    }
+
+    /// What the loaded generator is, as reports name it.
+    pub fn generator_ref(&self) -> Option<&GeneratorRef> {
+        self.generator.as_ref().map(|g| &g.info)
+    }
+
+    /// One raw generation by the loaded generator (loaded first if need be), outside the
+    /// answer pipeline: `docqa serve`'s OpenAI-compatible completions for its generator.
+    pub fn generate(
+        &mut self,
+        prompt: &Prompt,
+        opts: &GenOptions,
+    ) -> Result<Generation, SessionError> {
+        self.load_generator(&mut Silent)?;
+        let g = self.generator.as_mut().expect("loaded above");
+        Ok(g.generator.generate_text(prompt, opts)?)
     }
 
     /// Counts the models as loaded before any answer: a server loads them before it listens, so
@@ -255,8 +355,8 @@ impl Session {
     }
 
     /// Switches to another generator (loaded on next need): `compare` over a grid.
-    pub fn set_generator(&mut self, name: &str) {
-        self.settings.generator.model = name.to_string();
+    pub fn set_generator(&mut self, model: ModelRef) {
+        self.settings.generator.model = model;
     }
 
     /// Sets the retrieval every later ask and search starts from.
@@ -264,11 +364,11 @@ impl Session {
         self.settings.retrieval = retrieval;
     }
 
-    /// The loaded generator and its model, if any.
-    pub fn generator(&mut self) -> Option<(&mut GgufGenerator, &LocalModel)> {
+    /// The loaded generator and what it is, if any.
+    pub fn generator(&mut self) -> Option<(&mut dyn Generator, &GeneratorRef)> {
         self.generator
             .as_mut()
-            .map(|g| (&mut g.generator, &g.model))
+            .map(|g| (g.generator.as_mut() as &mut dyn Generator, &g.info))
     }
 
     /// The index, the embedder and the loaded generator at once, for a caller that drives the
@@ -277,15 +377,15 @@ impl Session {
         &mut self,
     ) -> (
         &Index,
-        &BertEmbedder,
-        Option<(&mut GgufGenerator, &LocalModel)>,
+        &dyn Embedder,
+        Option<(&mut dyn Generator, &GeneratorRef)>,
     ) {
         (
             &self.index,
-            &self.embedder,
+            self.embedder.get(),
             self.generator
                 .as_mut()
-                .map(|g| (&mut g.generator, &g.model)),
+                .map(|g| (g.generator.as_mut() as &mut dyn Generator, &g.info)),
         )
     }
 
@@ -299,10 +399,7 @@ impl Session {
     /// The pipeline settings an ask runs with under `retrieval`, for the loaded generator (its
     /// calibrated verification threshold), else as if it had none.
     pub fn ask_config(&self, retrieval: RetrievalConfig) -> AskConfig {
-        let calibrated = self
-            .generator
-            .as_ref()
-            .and_then(|g| g.model.spec.verify_threshold);
+        let calibrated = self.generator.as_ref().and_then(|g| g.calibrated);
         self.settings.generator.ask_config(retrieval, calibrated)
     }
 
@@ -316,7 +413,7 @@ impl Session {
         if stamp == self.stamp {
             return Ok(None);
         }
-        let (index, report) = build(&self.settings, &self.embedder, false, events)?;
+        let (index, report) = build(&self.settings, self.embedder.get(), false, events)?;
         log_update(&self.settings.corpus.dir, &report);
         self.index = index;
         self.stamp = stamp;
@@ -350,8 +447,8 @@ impl Session {
         let outcome = pipeline::ask(
             question,
             &self.index,
-            &self.embedder,
-            &mut g.generator,
+            self.embedder.get(),
+            g.generator.as_mut(),
             &cfg,
             on_token,
         )?;
@@ -362,14 +459,9 @@ impl Session {
             self.load_charged = true;
             self.open_ms + g.load_ms
         };
-        let (gguf, sha256) = g.model.runtime_gguf();
         let models = ModelsUsed {
-            generator: GeneratorRef {
-                name: g.model.spec.name.0.clone(),
-                file: gguf.file_name().map(|f| f.to_string_lossy().into_owned()),
-                sha256: sha256.to_string(),
-            },
-            embedder: self.embedder_ref(),
+            generator: g.info.clone(),
+            embedder: self.embedder_ref.clone(),
         };
         Ok(AskReport::new(
             question,
@@ -388,7 +480,7 @@ impl Session {
         retrieval: &RetrievalConfig,
     ) -> Result<SearchReport, SessionError> {
         let started = Instant::now();
-        let hits = index::retrieve(&self.index, &self.embedder, question, retrieval)?;
+        let hits = index::retrieve(&self.index, self.embedder.get(), question, retrieval)?;
         let retrieval_ms = started.elapsed().as_secs_f64() * 1e3;
         Ok(SearchReport {
             question: question.to_string(),
@@ -403,7 +495,10 @@ impl Session {
 
     /// One L2-normalised vector per text, from the corpus's embedder.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, SessionError> {
-        Ok(self.embedder.embed_here(texts)?)
+        Ok(match &self.embedder {
+            SessionEmbedder::Local(e) => e.embed_here(texts)?,
+            SessionEmbedder::Served(e) => e.embed(texts)?,
+        })
     }
 
     /// The text of a chunk.
@@ -513,23 +608,25 @@ impl Session {
             index: self.settings.corpus.index_path.clone(),
             files: files.len(),
             chunks: self.index.len(),
-            embedder: self.embedder_ref(),
-            generator: self.generator.as_ref().map(|g| {
-                let (gguf, sha256) = g.model.runtime_gguf();
-                GeneratorRef {
-                    name: g.name.clone(),
-                    file: gguf.file_name().map(|f| f.to_string_lossy().into_owned()),
-                    sha256: sha256.to_string(),
-                }
-            }),
+            embedder: self.embedder_ref.clone(),
+            generator: self.generator.as_ref().map(|g| g.info.clone()),
             threads: self.settings.threads,
         }
     }
+}
 
-    fn embedder_ref(&self) -> EmbedderRef {
-        EmbedderRef {
-            name: self.embedder_model.spec.name.0.clone(),
-            sha256: self.embedder_model.sha256("model.safetensors").to_string(),
+/// The corpus's embedder: MiniLM in this process (and its workers), or a served one.
+enum SessionEmbedder {
+    /// Boxed: the BERT embedder holds its buffers inline.
+    Local(Box<BertEmbedder>),
+    Served(ServedEmbedder),
+}
+
+impl SessionEmbedder {
+    fn get(&self) -> &dyn Embedder {
+        match self {
+            SessionEmbedder::Local(e) => e.as_ref(),
+            SessionEmbedder::Served(e) => e,
         }
     }
 }
@@ -538,23 +635,37 @@ fn load_embedder(
     settings: &Settings,
     store: &Store,
     events: &mut dyn Events,
-) -> Result<(BertEmbedder, LocalModel), SessionError> {
+) -> Result<(SessionEmbedder, EmbedderRef), SessionError> {
     let name = &settings.corpus.embedder;
+    if crate::served::is_url(name) {
+        let embedder = ServedEmbedder::connect(name, None, settings.generator.served.clone())?;
+        let info = EmbedderRef {
+            name: embedder.id().to_string(),
+            sha256: embedder.id().to_string(),
+            url: Some(embedder.base_url().to_string()),
+        };
+        return Ok((SessionEmbedder::Served(embedder), info));
+    }
     store.registry().get_role(name, ModelRole::Embedder)?;
-    let model = store.ensure(name, settings.fetch_options(), &mut |l| {
+    let model: LocalModel = store.ensure(name, settings.fetch_options(), &mut |l| {
         events.fetch_line(l)
     })?;
     let mut embedder = BertEmbedder::from_model(name, &model)?;
     if let Some(command) = settings.worker_command {
         embedder = embedder.with_workers(command, settings.threads);
     }
-    Ok((embedder, model))
+    let info = EmbedderRef {
+        name: model.spec.name.0.clone(),
+        sha256: model.sha256("model.safetensors").to_string(),
+        url: None,
+    };
+    Ok((SessionEmbedder::Local(Box::new(embedder)), info))
 }
 
 /// Brings the settings' index up to date with their corpus.
 fn build(
     settings: &Settings,
-    embedder: &BertEmbedder,
+    embedder: &dyn Embedder,
     rebuild: bool,
     events: &mut dyn Events,
 ) -> Result<(Index, UpdateReport), SessionError> {

@@ -9,7 +9,9 @@ use serde::Serialize;
 use crate::answer::constraints::Coverage;
 use crate::answer::Decline;
 use crate::corpus::{Chunk, ChunkId, DocId};
+use crate::generate::GeneratorFeatures;
 use crate::index::{Hit, Index, RankScore, RetrievalMode};
+use crate::models::ModelKind;
 use crate::pipeline::{AskOutcome, VerifyParts};
 
 /// One question answered: what `docqa ask --json` prints and `POST /v1/ask` returns.
@@ -78,18 +80,60 @@ pub struct ModelsUsed {
     pub embedder: EmbedderRef,
 }
 
+/// The generator an answer came from.
 #[derive(Debug, Clone, Serialize)]
 pub struct GeneratorRef {
+    /// The registry name, the file's name, or the served model's id.
     pub name: String,
+    /// Registered, a GGUF file given by path, or served.
+    pub kind: ModelKind,
     /// The GGUF file that ran (the re-encoded one when the manifest derives one).
     pub file: Option<String>,
-    pub sha256: String,
+    /// A file given by path: where it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// The weights' sha256 (`None` for a served model: its server holds them).
+    pub sha256: Option<String>,
+    /// A served model: the API's base URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// How verification is scored and the short answer made, and whether its speed is this
+    /// machine's.
+    pub features: GeneratorFeatures,
+}
+
+impl GeneratorRef {
+    pub fn new(name: &str, kind: ModelKind) -> GeneratorRef {
+        GeneratorRef {
+            name: name.to_string(),
+            kind,
+            file: None,
+            path: None,
+            sha256: None,
+            url: None,
+            features: GeneratorFeatures::default(),
+        }
+    }
+
+    /// What identifies its outputs, for the generation cache: the weights' sha256, or a served
+    /// model's URL and model id.
+    pub fn cache_identity(&self) -> String {
+        match (&self.sha256, &self.url) {
+            (Some(sha256), _) => sha256.clone(),
+            (None, Some(url)) => format!("served:{url}#{}", self.name),
+            (None, None) => format!("{}:{}", self.kind, self.name),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct EmbedderRef {
     pub name: String,
+    /// The weights' sha256; for a served embedder, its id (server, model, dimension).
     pub sha256: String,
+    /// A served embedder: the API's base URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

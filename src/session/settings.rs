@@ -8,8 +8,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::index::{self, IndexSettings, RetrievalConfig};
-use crate::models::{FetchOptions, Registry, Store};
+use crate::models::{FetchOptions, ModelRef, Registry, Store, StoreError};
 use crate::pipeline::{self, AskConfig};
+use crate::served::ServedOptions;
 
 /// Starts a program that runs [`crate::embed::worker::serve`]: the binary passes itself with
 /// `embed-worker`. A library caller without such a program passes `None` and embeds in-process.
@@ -24,6 +25,9 @@ pub struct Settings {
     pub offline: bool,
     /// No progress lines while fetching models.
     pub quiet: bool,
+    /// A folder of the user's own model manifests that extend the registry (`None`: the
+    /// built-in registry alone).
+    pub models_dir: Option<PathBuf>,
     /// CPU threads for the models, and the number of embedding worker processes a build starts.
     pub threads: usize,
     #[serde(skip)]
@@ -59,13 +63,29 @@ impl CorpusSettings {
             checkpoint_every: index::DEFAULT_CHECKPOINT_EVERY,
         }
     }
+
+    /// The index of `dir` under `cache` for `embedder`: a served embedder's (named by its URL)
+    /// beside the local one's, never in its place, so switching back does not re-embed.
+    pub fn default_index_for(dir: &Path, cache: &Path, embedder: &str) -> PathBuf {
+        let local = index::default_index_path(cache, dir);
+        if !crate::served::is_url(embedder) {
+            return local;
+        }
+        use sha2::Digest;
+        let tag = hex::encode(sha2::Sha256::digest(embedder.as_bytes()));
+        local.with_file_name(format!("index-served-{}.docqa", &tag[..12]))
+    }
 }
 
 /// The generator and what an answer goes through.
 #[derive(Debug, Clone, Serialize)]
 pub struct GeneratorSettings {
-    /// The generator's registry name.
-    pub model: String,
+    /// The generator: registered, a GGUF file, or served.
+    pub model: ModelRef,
+    /// How a served generator's requests go (key, time limit, retries); not serialised, as it
+    /// may hold the key.
+    #[serde(skip)]
+    pub served: ServedOptions,
     pub max_tokens: usize,
     pub verify: VerifyPolicy,
     /// Check and show only the first sentence of the draft (see [`AskConfig::one_sentence`]).
@@ -75,7 +95,10 @@ pub struct GeneratorSettings {
 impl Default for GeneratorSettings {
     fn default() -> Self {
         GeneratorSettings {
-            model: crate::models::DEFAULT_GENERATOR.to_string(),
+            model: ModelRef::Registry {
+                name: crate::models::DEFAULT_GENERATOR.to_string(),
+            },
+            served: ServedOptions::default(),
             max_tokens: AskConfig::default().max_tokens,
             verify: VerifyPolicy::Auto,
             one_sentence: true,
@@ -135,6 +158,7 @@ impl Settings {
             cache,
             offline: false,
             quiet: false,
+            models_dir: None,
             threads: default_threads(),
             worker_command: None,
             retrieval: RetrievalConfig::default(),
@@ -142,8 +166,16 @@ impl Settings {
         }
     }
 
-    pub fn store(&self) -> Store {
-        Store::new(self.cache.clone(), Registry::builtin())
+    /// The registry: built in, extended by the manifests in [`Settings::models_dir`].
+    pub fn registry(&self) -> Result<Registry, StoreError> {
+        match &self.models_dir {
+            Some(dir) => Registry::with_user_manifests(dir),
+            None => Ok(Registry::builtin()),
+        }
+    }
+
+    pub fn store(&self) -> Result<Store, StoreError> {
+        Ok(Store::new(self.cache.clone(), self.registry()?))
     }
 
     pub fn fetch_options(&self) -> FetchOptions {
