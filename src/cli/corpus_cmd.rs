@@ -183,11 +183,8 @@ impl Drop for Shown {
 /// Shows an index build's progress on stderr: a bar on a terminal; otherwise (logs, CI, a pipe)
 /// a line every [`PROGRESS_LINE_EVERY`] and one at the end; nothing under `--quiet`.
 struct BuildMeter {
-    bar: ProgressBar,
-    lines: bool,
+    meter: Meter,
     label: String,
-    started: Option<Instant>,
-    last_line: Option<Instant>,
 }
 
 /// Time between progress lines when stderr is not a terminal.
@@ -195,51 +192,28 @@ const PROGRESS_LINE_EVERY: Duration = Duration::from_secs(10);
 
 impl BuildMeter {
     fn new(global: &GlobalArgs, corpus: &Path) -> BuildMeter {
-        use std::io::IsTerminal;
         BuildMeter {
-            bar: progress_bar(global, "embedding chunks"),
-            lines: !global.quiet && !std::io::stderr().is_terminal(),
+            meter: Meter::new(global, "embedding chunks"),
             label: corpus.display().to_string(),
-            started: None,
-            last_line: None,
         }
     }
 
     fn show(&mut self, p: &BuildProgress) {
-        self.bar.set_length(p.chunks_total as u64);
-        self.bar.set_position(p.chunks_done as u64);
-        let started = *self.started.get_or_insert_with(Instant::now);
-        if !self.lines || p.chunks_done == 0 {
-            return;
+        self.meter.set_length(p.chunks_total as u64);
+        if let Some((rate, left)) = self.meter.advance(p.chunks_done as u64) {
+            tracing::info!(
+                "indexing {}: {}/{} files, {}/{} chunks embedded, {rate:.1} chunks/s, {left}",
+                self.label,
+                p.files_done,
+                p.files_total,
+                p.chunks_done,
+                p.chunks_total
+            );
         }
-        let finished = p.chunks_done == p.chunks_total;
-        let due = self
-            .last_line
-            .is_none_or(|t| t.elapsed() >= PROGRESS_LINE_EVERY);
-        if !(due || finished) {
-            return;
-        }
-        self.last_line = Some(Instant::now());
-        let secs = started.elapsed().as_secs_f64().max(1e-3);
-        let rate = p.chunks_done as f64 / secs;
-        let left = if finished {
-            format!("done in {}", human_duration(secs))
-        } else {
-            let eta = (p.chunks_total - p.chunks_done) as f64 / rate.max(1e-9);
-            format!("about {} left", human_duration(eta))
-        };
-        tracing::info!(
-            "indexing {}: {}/{} files, {}/{} chunks embedded, {rate:.1} chunks/s, {left}",
-            self.label,
-            p.files_done,
-            p.files_total,
-            p.chunks_done,
-            p.chunks_total
-        );
     }
 
     fn finish(&self) {
-        self.bar.finish_and_clear();
+        self.meter.finish();
     }
 }
 
@@ -261,15 +235,15 @@ fn human_duration(secs: f64) -> String {
     }
 }
 
-/// Progress of counted work (an eval's questions, a compare's runs): a bar when stderr is a
-/// terminal, otherwise a line every [`PROGRESS_LINE_EVERY`] and one at the end (CI logs and
-/// pipes see progress too), nothing with `--quiet`.
+/// Progress of counted work (an index build's chunks, an eval's questions, a compare's runs): a
+/// bar when stderr is a terminal, otherwise a line every [`PROGRESS_LINE_EVERY`] and one at the
+/// end (CI logs and pipes see progress too), nothing with `--quiet`.
 pub struct Meter {
     bar: ProgressBar,
     lines: bool,
     label: String,
     len: u64,
-    started: Instant,
+    started: Option<Instant>,
     last_line: Option<Instant>,
 }
 
@@ -281,40 +255,50 @@ impl Meter {
             lines: !global.quiet && !std::io::stderr().is_terminal(),
             label: label.to_string(),
             len: 0,
-            started: Instant::now(),
+            started: None,
             last_line: None,
         }
     }
 
+    /// Sets the total; the clock starts with the first call.
     pub fn set_length(&mut self, len: u64) {
+        self.started.get_or_insert_with(Instant::now);
         self.len = len;
         self.bar.set_length(len);
     }
 
     pub fn set_position(&mut self, done: u64) {
+        if let Some((_, left)) = self.advance(done) {
+            tracing::info!("{}: {done}/{}, {left}", self.label, self.len);
+        }
+    }
+
+    /// Moves the bar to `done`. When lines are shown and one is due (the first after
+    /// [`PROGRESS_LINE_EVERY`], and the last), returns the rate per second and "about ... left"
+    /// or "done in ...".
+    fn advance(&mut self, done: u64) -> Option<(f64, String)> {
         self.bar.set_position(done);
+        let started = *self.started.get_or_insert_with(Instant::now);
         if !self.lines || done == 0 {
-            return;
+            return None;
         }
         let finished = done >= self.len;
         let due = self
             .last_line
             .is_none_or(|t| t.elapsed() >= PROGRESS_LINE_EVERY);
         if !(due || finished) {
-            return;
+            return None;
         }
         self.last_line = Some(Instant::now());
-        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        let secs = started.elapsed().as_secs_f64().max(1e-3);
+        let rate = done as f64 / secs;
         let left = if finished {
             format!("done in {}", human_duration(secs))
         } else {
-            let per = secs / done as f64;
-            format!(
-                "about {} left",
-                human_duration(per * self.len.saturating_sub(done) as f64)
-            )
+            let eta = self.len.saturating_sub(done) as f64 / rate.max(1e-9);
+            format!("about {} left", human_duration(eta))
         };
-        tracing::info!("{}: {done}/{}, {left}", self.label, self.len);
+        Some((rate, left))
     }
 
     pub fn finish(&self) {
