@@ -6,6 +6,8 @@
 //! requests in flight and exiting 0, and the refusal to bind beyond loopback without a token.
 //! Each answer costs seconds of CPU: run with `--test-threads=1`.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -23,23 +25,11 @@ const CYBER_FLAG_FILE: &str = "001_61b0842ad3a1497d.txt";
 /// Not in the corpus: docqa must decline.
 const FIFA_Q: &str = "Who won the 2022 FIFA World Cup?";
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// A temporary corpus with two seeds articles, and a folder for its index.
 fn corpus() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let docs = dir.path().join("docs");
-    std::fs::create_dir(&docs).unwrap();
-    for f in [NAKASONE_FILE, CYBER_FLAG_FILE] {
-        std::fs::copy(root().join("seeds").join(f), docs.join(f)).unwrap();
-    }
-    let index = dir.path().join("index.docqa");
-    (dir, docs, index)
+    common::seeds_corpus(&[NAKASONE_FILE, CYBER_FLAG_FILE])
 }
 
-/// A running `docqa serve`, killed if a test fails before it stops.
 struct Server {
     child: Child,
     base: String,

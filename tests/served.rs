@@ -473,13 +473,7 @@ fn gguf_of_architecture(path: &Path, arch: &str) {
 
 #[test]
 fn any_kind_of_model_in_ask_and_compare() {
-    let dir = tempfile::tempdir().unwrap();
-    let docs = dir.path().join("docs");
-    std::fs::create_dir(&docs).unwrap();
-    for f in [NAKASONE_FILE, CYBER_FLAG_FILE] {
-        std::fs::copy(root().join("seeds").join(f), docs.join(f)).unwrap();
-    }
-    let index = dir.path().join("index.docqa");
+    let (dir, docs, index) = common::seeds_corpus(&[NAKASONE_FILE, CYBER_FLAG_FILE]);
     let gguf = common::model(SMOLLM).path("model.gguf").to_path_buf();
     let server = Serve::start(&docs, &index);
     let base = server.base.clone();

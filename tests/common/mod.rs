@@ -5,6 +5,7 @@
 //! Each test file compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use docqa::embed::BertEmbedder;
@@ -41,4 +42,18 @@ pub fn embedder() -> &'static BertEmbedder {
         BertEmbedder::from_model(DEFAULT_EMBEDDER, embedder_model())
             .unwrap_or_else(|e| panic!("embedder `{DEFAULT_EMBEDDER}`: {e}"))
     })
+}
+
+/// A temporary folder with `docs/` holding these files of the repository's `seeds/`, and the
+/// path of an index file beside `docs/` (not yet built).
+pub fn seeds_corpus(files: &[&str]) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir(&docs).unwrap();
+    let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
+    for f in files {
+        std::fs::copy(seeds.join(f), docs.join(f)).unwrap();
+    }
+    let index = dir.path().join("index.docqa");
+    (dir, docs, index)
 }
