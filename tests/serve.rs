@@ -8,10 +8,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -28,102 +27,6 @@ const FIFA_Q: &str = "Who won the 2022 FIFA World Cup?";
 /// A temporary corpus with two seeds articles, and a folder for its index.
 fn corpus() -> (tempfile::TempDir, PathBuf, PathBuf) {
     common::seeds_corpus(&[NAKASONE_FILE, CYBER_FLAG_FILE])
-}
-
-struct Server {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn start(docs: &Path, index: &Path, extra: &[&str]) -> Server {
-        Server::start_at("127.0.0.1:0", docs, index, extra)
-    }
-
-    fn start_at(addr: &str, docs: &Path, index: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_docqa"))
-            .args(["serve", "--addr", addr, "-k", "2", "--corpus"])
-            .arg(docs)
-            .arg("--index")
-            .arg(index)
-            .args(extra)
-            .env(
-                "DOCQA_THREADS",
-                std::env::var("DOCQA_THREADS").unwrap_or("1".into()),
-            )
-            .env_remove("DOCQA_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let lines = log.clone();
-        // Drains stderr for the server's whole life, so its logging never blocks.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    // Every address of this machine includes loopback.
-                    let _ = tx.send(addr.replace("0.0.0.0", "127.0.0.1"));
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let started = Instant::now();
-        let base = match rx.recv_timeout(Duration::from_secs(600)) {
-            Ok(base) => base,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("the server did not start: {:#?}", log.lock().unwrap());
-            }
-        };
-        eprintln!(
-            "server up at {base} after {:.1} s (models and index loaded)",
-            started.elapsed().as_secs_f64()
-        );
-        Server { child, base, log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn sigterm(&self) {
-        // SAFETY: kill(2) on the PID of a child this test started and has not reaped.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        assert_eq!(rc, 0);
-    }
-
-    fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                started.elapsed() < limit,
-                "the server did not exit within {limit:?}: {:#?}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 fn agent() -> ureq::Agent {
@@ -196,7 +99,7 @@ fn check_report(question: &str, r: &Value) {
 #[test]
 fn serve_answers_like_ask_with_models_loaded_once() {
     let (_tmp, docs, index) = corpus();
-    let mut server = Server::start(&docs, &index, &[]);
+    let mut server = common::Server::start(&docs, &index, &[]);
 
     let health = get(&server.url("/health"));
     assert_eq!(health["status"], "ok", "{health:#}");
@@ -397,7 +300,7 @@ fn serve_answers_like_ask_with_models_loaded_once() {
 #[test]
 fn a_full_queue_gets_503_and_sigterm_finishes_requests_in_flight() {
     let (_tmp, docs, index) = corpus();
-    let mut server = Server::start(&docs, &index, &["--queue", "1"]);
+    let mut server = common::Server::start(&docs, &index, &["--queue", "1"]);
     // One runs, one waits, the rest are turned away.
     let handles: Vec<_> = (0..5)
         .map(|i| {
@@ -460,7 +363,7 @@ fn a_non_loopback_address_needs_a_token() {
 #[test]
 fn with_a_token_any_address_serves_and_every_request_must_send_it() {
     let (_tmp, docs, index) = corpus();
-    let mut server = Server::start_at("0.0.0.0:0", &docs, &index, &["--token", "s3cret"]);
+    let mut server = common::Server::start_at("0.0.0.0:0", &docs, &index, &["--token", "s3cret"]);
     let status = |req: ureq::Request| match req.call() {
         Ok(r) => (r.status(), r.into_json::<Value>().unwrap()),
         Err(ureq::Error::Status(code, r)) => (code, r.into_json::<Value>().unwrap()),

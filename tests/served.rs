@@ -14,7 +14,7 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -377,62 +377,6 @@ fn threads() -> String {
     std::env::var("DOCQA_THREADS").unwrap_or("1".into())
 }
 
-/// A running `docqa serve`, killed when dropped.
-struct Serve {
-    child: Child,
-    base: String,
-}
-
-impl Serve {
-    fn start(docs: &Path, index: &Path) -> Serve {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_docqa"))
-            .args([
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "-k",
-                "2",
-                "--model",
-                SMOLLM,
-            ])
-            .arg("--corpus")
-            .arg(docs)
-            .arg("--index")
-            .arg(index)
-            .env("DOCQA_THREADS", threads())
-            .env_remove("DOCQA_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(format!("{addr}/v1"));
-                }
-            }
-        });
-        let base = match rx.recv_timeout(Duration::from_secs(600)) {
-            Ok(b) => b,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("docqa serve did not start");
-            }
-        };
-        Serve { child, base }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Runs the binary; returns its exit code and stdout as JSON.
 fn docqa(args: &[&str]) -> (i32, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_docqa"))
@@ -475,8 +419,8 @@ fn gguf_of_architecture(path: &Path, arch: &str) {
 fn any_kind_of_model_in_ask_and_compare() {
     let (dir, docs, index) = common::seeds_corpus(&[NAKASONE_FILE, CYBER_FLAG_FILE]);
     let gguf = common::model(SMOLLM).path("model.gguf").to_path_buf();
-    let server = Serve::start(&docs, &index);
-    let base = server.base.clone();
+    let server = common::Server::start(&docs, &index, &["--model", SMOLLM]);
+    let base = server.url("/v1");
 
     // docqa serve as a plain OpenAI-compatible generator.
     let models: Value = ureq::get(&format!("{base}/models"))

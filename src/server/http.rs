@@ -39,7 +39,7 @@ use super::Shared;
 use crate::generate::{GenOptions, Message, Prompt, Role, StopReason};
 use crate::index::RetrievalMode;
 use crate::session::errors::{json_error, kind_of, ErrorKind};
-use crate::session::{AskReport, Session, SessionError, Settings, Silent};
+use crate::session::{AskReport, Session, SessionError, Settings};
 
 /// How the server listens.
 #[derive(Debug, Clone)]
@@ -111,15 +111,9 @@ struct AppState {
 
 async fn serve(settings: Settings, opts: ServeOptions) -> Result<(), ServeError> {
     let started = Instant::now();
-    let session = tokio::task::spawn_blocking(move || -> Result<Session, SessionError> {
-        let mut session = Session::open(settings, &mut Silent)?;
-        session.load_generator(&mut Silent)?;
-        // Loaded before the first request: no answer waits for it.
-        session.mark_warm();
-        Ok(session)
-    })
-    .await
-    .expect("loading does not panic")?;
+    let session = tokio::task::spawn_blocking(move || Session::open_warm(settings))
+        .await
+        .expect("loading does not panic")?;
     tracing::info!(
         "models and index loaded in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -369,13 +363,7 @@ async fn answer(
         return Err(ApiError::bad_request("the question is empty"));
     }
     let admission = admit(state)?;
-    let report = state
-        .session
-        .run(move |s| {
-            let retrieval = s.retrieval(k, mode);
-            s.ask(&question, retrieval, &mut |_| {})
-        })
-        .await;
+    let report = state.session.ask(question, k, mode).await;
     drop(admission);
     Ok(report?)
 }
@@ -394,10 +382,7 @@ async fn search(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Respo
     }
     let report = state
         .session
-        .run(move |s| {
-            let retrieval = s.retrieval(body.k, body.mode);
-            s.search(&body.question, &retrieval)
-        })
+        .search(body.question, body.k, body.mode)
         .await?;
     Ok(Json(report).into_response())
 }
@@ -687,13 +672,7 @@ async fn chat_stream(
         ))
         .await;
     tokio::spawn(async move {
-        let result = state
-            .session
-            .run(move |s| {
-                let retrieval = s.retrieval(k, mode);
-                s.ask(&question, retrieval, &mut |_| {})
-            })
-            .await;
+        let result = state.session.ask(question, k, mode).await;
         drop(admission);
         match result {
             Ok(report) => {

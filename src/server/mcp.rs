@@ -20,7 +20,7 @@ use super::Shared;
 use crate::corpus::ChunkId;
 use crate::index::RetrievalMode;
 use crate::session::errors::{json_error, kind_of, ErrorKind};
-use crate::session::{Session, SessionError, Settings, Silent};
+use crate::session::{Session, SessionError, Settings};
 
 /// Opens the session (both models loaded) and serves MCP on stdin/stdout until the client
 /// closes it.
@@ -30,14 +30,9 @@ pub fn run(settings: Settings) -> Result<(), McpError> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let session = tokio::task::spawn_blocking(move || -> Result<Session, SessionError> {
-            let mut session = Session::open(settings, &mut Silent)?;
-            session.load_generator(&mut Silent)?;
-            session.mark_warm();
-            Ok(session)
-        })
-        .await
-        .expect("loading does not panic")?;
+        let session = tokio::task::spawn_blocking(move || Session::open_warm(settings))
+            .await
+            .expect("loading does not panic")?;
         tracing::info!("docqa mcp: models and index loaded, serving on stdio");
         let server = DocqaMcp::new(Shared::new(session))
             .serve(rmcp::transport::stdio())
@@ -159,13 +154,7 @@ impl DocqaMcp {
             Ok(m) => m,
             Err(e) => return e,
         };
-        let result = self
-            .session
-            .run(move |s| {
-                let retrieval = s.retrieval(p.k, mode);
-                s.ask(&p.question, retrieval, &mut |_| {})
-            })
-            .await;
+        let result = self.session.ask(p.question, p.k, mode).await;
         match result {
             Ok(report) => reply(report.to_text(), &report),
             Err(e) => session_failure(e),
@@ -181,13 +170,7 @@ impl DocqaMcp {
             Ok(m) => m,
             Err(e) => return e,
         };
-        let result = self
-            .session
-            .run(move |s| {
-                let retrieval = s.retrieval(p.k, mode);
-                s.search(&p.question, &retrieval)
-            })
-            .await;
+        let result = self.session.search(p.question, p.k, mode).await;
         match result {
             Ok(report) => {
                 let text = report

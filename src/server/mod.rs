@@ -9,7 +9,8 @@ pub mod mcp;
 
 use std::sync::{Arc, Mutex};
 
-use crate::session::{Session, SessionError, Silent};
+use crate::index::RetrievalMode;
+use crate::session::{AskReport, SearchReport, Session, SessionError, Silent};
 
 /// A session shared by a server's requests.
 #[derive(Clone)]
@@ -42,5 +43,33 @@ impl Shared {
         })
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    }
+
+    /// A checked answer to `question`, with the request's own `k` and mode over the session's.
+    pub async fn ask(
+        &self,
+        question: String,
+        k: Option<usize>,
+        mode: Option<RetrievalMode>,
+    ) -> Result<AskReport, SessionError> {
+        self.run(move |s| {
+            let retrieval = s.retrieval(k, mode);
+            s.ask(&question, retrieval, &mut |_| {})
+        })
+        .await
+    }
+
+    /// The ranked chunks for `question`, with the request's own `k` and mode.
+    pub async fn search(
+        &self,
+        question: String,
+        k: Option<usize>,
+        mode: Option<RetrievalMode>,
+    ) -> Result<SearchReport, SessionError> {
+        self.run(move |s| {
+            let retrieval = s.retrieval(k, mode);
+            s.search(&question, &retrieval)
+        })
+        .await
     }
 }

@@ -348,6 +348,15 @@ impl Session {
         Ok(g.generator.generate_text(prompt, opts)?)
     }
 
+    /// [`Session::open`] with the generator loaded too and the session marked warm: what a
+    /// server holds before its first request, so no answer waits for a model to load.
+    pub fn open_warm(settings: Settings) -> Result<Session, SessionError> {
+        let mut session = Session::open(settings, &mut Silent)?;
+        session.load_generator(&mut Silent)?;
+        session.mark_warm();
+        Ok(session)
+    }
+
     /// Counts the models as loaded before any answer: a server loads them before it listens, so
     /// its answers report no load time.
     pub fn mark_warm(&mut self) {
