@@ -201,22 +201,82 @@ impl Query {
 }
 
 /// `question` made ready for retrieval: translated into English by `generator` when it is
-/// written in a script other than Latin.
-pub fn understand(question: &str, generator: &mut dyn Generator) -> Result<Query, AskError> {
+/// written in a script other than Latin. When the passages that translation retrieves are
+/// English, the question is translated once more beside them, so that its names and terms are
+/// spelled as the documents spell them (docs/decisions.md, "Answers in the question's
+/// language").
+pub fn understand(
+    question: &str,
+    index: &Index,
+    embedder: &dyn Embedder,
+    retrieval: &RetrievalConfig,
+    generator: &mut dyn Generator,
+) -> Result<Query, AskError> {
+    understand_within(question, index, embedder, retrieval, generator, None)
+}
+
+/// How many chunks beyond [`lang::GLOSSARY_PASSAGES`] the second translation's retrieval looks
+/// at, so that enough remain after [`understand_within`]'s filter.
+const GLOSSARY_SLACK: usize = 8;
+
+/// [`understand`], showing the second translation only chunks (by index) that `usable` lets
+/// through, when given: the eval's withheld-gold twin must not see its gold evidence there
+/// either.
+pub fn understand_within(
+    question: &str,
+    index: &Index,
+    embedder: &dyn Embedder,
+    retrieval: &RetrievalConfig,
+    generator: &mut dyn Generator,
+    usable: Option<&dyn Fn(usize) -> bool>,
+) -> Result<Query, AskError> {
     if question.trim().is_empty() {
         return Err(AskError::EmptyQuestion);
     }
     let mut query = Query::plain(question);
-    if query.script.is_some() {
-        let opts = GenOptions {
-            max_tokens: 64,
-            shared_prefix_messages: lang::to_english_shared_messages(),
-            ..Default::default()
-        };
-        let g = generator.generate(&lang::to_english_prompt(question), &opts, &mut |_| {})?;
-        query.translate_ms = g.prefill_ms + g.decode_ms;
-        let english = lang::clean_translation(&g.text);
-        query.english = (!english.is_empty()).then_some(english);
+    if query.script.is_none() {
+        return Ok(query);
+    }
+    let opts = GenOptions {
+        max_tokens: 64,
+        shared_prefix_messages: lang::to_english_shared_messages(),
+        ..Default::default()
+    };
+    let g = generator.generate(&lang::to_english_prompt(question), &opts, &mut |_| {})?;
+    query.translate_ms = g.prefill_ms + g.decode_ms;
+    let english = lang::clean_translation(&g.text);
+    if english.is_empty() {
+        return Ok(query);
+    }
+    query.english = Some(english);
+    let first = RetrievalConfig {
+        k: lang::GLOSSARY_PASSAGES + usable.map_or(0, |_| GLOSSARY_SLACK),
+        ..retrieval.clone()
+    };
+    let hits = retrieve(index, embedder, &query, &first)?;
+    let texts: Vec<&str> = hits
+        .iter()
+        .filter(|h| usable.is_none_or(|keep| keep(h.index)))
+        .take(lang::GLOSSARY_PASSAGES)
+        .map(|h| index.chunks[h.index].text.as_str())
+        .collect();
+    if texts.is_empty() || lang::dominant_script(&texts.concat()) != Some(Script::Latin) {
+        return Ok(query);
+    }
+    let opts = GenOptions {
+        max_tokens: 64,
+        ..Default::default()
+    };
+    let g = generator.generate(
+        &lang::grounded_to_english_prompt(question, &texts),
+        &opts,
+        &mut |_| {},
+    )?;
+    query.translate_ms += g.prefill_ms + g.decode_ms;
+    let grounded = lang::clean_translation(&g.text);
+    // A reply that answers rather than translates, or adds a number, keeps the first one.
+    if lang::faithful_translation(question, &grounded) {
+        query.english = Some(grounded);
     }
     Ok(query)
 }
@@ -250,7 +310,7 @@ pub fn ask(
         return Err(AskError::EmptyQuestion);
     }
     let started = Instant::now();
-    let query = understand(question, generator)?;
+    let query = understand(question, index, embedder, &cfg.retrieval, generator)?;
     let hits = retrieve(index, embedder, &query, &cfg.retrieval)?;
     answer_hits(&query, hits, index, generator, cfg, started, on_token)
 }

@@ -1,9 +1,9 @@
 //! `docqa ask` end to end with the real default models (all-MiniLM-L6-v2 and
 //! Qwen2.5-Coder-1.5B-Instruct, fetched into the model cache on first use): determinism,
 //! abstention (verification included), the citation contract of `--json`, invented citations,
-//! and prompt injection from a document. Temporary corpora get their own `--index` so the
-//! shared cache's index of seeds/ is not disturbed. Each ask costs seconds of CPU: run with
-//! `--test-threads=1`.
+//! prompt injection from a document, and a question in Korean. Temporary corpora get their own
+//! `--index` so the shared cache's index of seeds/ is not disturbed. Each ask costs seconds of
+//! CPU: run with `--test-threads=1`.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -226,6 +226,40 @@ fn answerable_question_is_answered_with_checked_citations() {
         short.len() < answer.len() / 2,
         "short answer {short:?} is not short"
     );
+}
+
+/// A Korean question over English documents (seeds eval, seeds-ko-008): its names are written
+/// in Hangul, which a translation of the question alone spells wrong ("윤석열" is not "Park
+/// Geun-hyung"); translated again beside the passages it retrieved, it takes the documents'
+/// spelling, finds the answer and gets it back in Korean.
+#[test]
+fn a_korean_question_takes_the_documents_names_and_is_answered_in_korean() {
+    let v = ask_json(
+        "윤석열 대통령과 조 바이든 대통령은 몇 월에 사이버안보 협력을 확대하기로 합의했습니까?",
+        &[],
+    );
+    assert_eq!(v["abstained"], false, "{v:#}");
+    let english = str_field(&v, "question_english");
+    assert!(
+        english.contains("Yoon Suk-yeol") && english.contains("Biden"),
+        "the translation does not name the documents' people: {english:?}"
+    );
+    let answer = str_field(&v, "answer");
+    let checked = str_field(&v, "answer_english");
+    assert!(
+        answer != checked
+            && answer
+                .chars()
+                .any(|c| ('\u{AC00}'..='\u{D7AF}').contains(&c)),
+        "not answered in Korean: {answer:?} (checked in English: {checked:?})"
+    );
+    assert!(checked.contains("May"), "{checked:?}");
+    assert_citations_check_out(&v, &seeds_dir());
+    let cited: Vec<&str> = array_field(&v, "citations")
+        .iter()
+        .map(|c| str_field(c, "file"))
+        .collect();
+    assert!(cited.contains(&NAKASONE_FILE), "{cited:?}");
 }
 
 #[test]

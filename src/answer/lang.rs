@@ -105,6 +105,44 @@ pub fn to_english_prompt(question: &str) -> Prompt {
     Prompt::new(TRANSLATE_SYSTEM, to_english_request(question))
 }
 
+/// How many passages [`grounded_to_english_prompt`] shows the model.
+pub const GLOSSARY_PASSAGES: usize = 2;
+
+/// Asks for `question` in English again, now beside the English passages its first
+/// translation found: names and terms written in another script ("윤석열", "싱크탱크") are
+/// spelled as the documents spell them ("Yoon Suk-yeol", "think tank") when the passages hold
+/// them, which a translation from the question alone often cannot guess.
+pub fn grounded_to_english_prompt(question: &str, passages: &[&str]) -> Prompt {
+    let mut user = String::from("English passages from the documents:\n");
+    for (i, p) in passages.iter().enumerate() {
+        user.push_str(&format!("[{}] {}\n", i + 1, super::one_line(p)));
+    }
+    user.push_str(&format!(
+        "\nTranslate this question into English word for word, adding nothing it does not say. \
+Where it names a person, place, organisation or term that the passages name, write it as the \
+passages do. Do not answer it. Reply with the English question only.\n\n{}",
+        question.trim()
+    ));
+    Prompt::new(TRANSLATE_SYSTEM, user)
+}
+
+/// True when `translation` keeps to what `question` says as far as can be told across
+/// languages: it is a question when `question` is one, and it holds no number that `question`
+/// lacks (a translation beside passages can take one from them, "in 2013", and so ask what the
+/// user did not).
+pub fn faithful_translation(question: &str, translation: &str) -> bool {
+    let numbers = |t: &str| -> Vec<String> {
+        t.split(|c: char| !c.is_ascii_digit())
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let asked = numbers(question);
+    !translation.is_empty()
+        && (translation.ends_with('?') || !question.trim_end().ends_with('?'))
+        && numbers(translation).iter().all(|n| asked.contains(n))
+}
+
 /// The English text of the worked example of [`from_english_prompt`].
 const BRIDGE_EN: &str = "The bridge, designed by NAME1, opened in 1932 after six years of \
 construction. [2]";
@@ -192,7 +230,7 @@ pub fn protect_names(text: &str) -> (String, Vec<String>) {
         }
         run.clear();
     };
-    for piece in split_keeping_spaces(text) {
+    for piece in super::runs_by(text, char::is_whitespace) {
         if piece.chars().all(char::is_whitespace) {
             if run.is_empty() {
                 out.push_str(piece);
@@ -236,25 +274,6 @@ pub fn protect_names(text: &str) -> (String, Vec<String>) {
     (out, names)
 }
 
-/// `text` cut into runs of whitespace and runs of anything else, in order.
-fn split_keeping_spaces(text: &str) -> Vec<&str> {
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    let mut prev: Option<bool> = None;
-    for (i, c) in text.char_indices() {
-        let space = c.is_whitespace();
-        if prev.is_some_and(|p| p != space) {
-            pieces.push(&text[start..i]);
-            start = i;
-        }
-        prev = Some(space);
-    }
-    if start < text.len() {
-        pieces.push(&text[start..]);
-    }
-    pieces
-}
-
 /// `text` with each placeholder of [`protect_names`] replaced by its name; highest numbers
 /// first, so `NAME1` does not match inside `NAME12`.
 pub fn restore_names(text: &str, names: &[String]) -> String {
@@ -293,6 +312,37 @@ pub fn markers(text: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_translation_may_not_add_a_number_or_stop_being_a_question() {
+        let q = "한국이 처음 참가한 사이버 플래그 훈련에는 몇 개국이 참여했습니까?";
+        assert!(faithful_translation(
+            q,
+            "How many countries took part in the first Cyber Flag exercise South Korea joined?"
+        ));
+        assert!(!faithful_translation(
+            q,
+            "How many countries took part in the Cyber Flag exercise in 2017?"
+        ));
+        assert!(!faithful_translation(q, "25 countries took part."));
+        assert!(!faithful_translation(q, ""));
+        assert!(faithful_translation(
+            "2013년에 공격을 받은 곳은?",
+            "What was attacked in 2013?"
+        ));
+    }
+
+    #[test]
+    fn the_grounded_translation_shows_the_passages_and_the_question() {
+        let p = grounded_to_english_prompt(
+            "윤석열 대통령은 언제 방문했습니까?",
+            &["President Yoon Suk-yeol\nvisited in May.", "Other text."],
+        );
+        let user = &p.messages.last().unwrap().content;
+        assert!(user.contains("[1] President Yoon Suk-yeol visited in May."));
+        assert!(user.contains("[2] Other text."));
+        assert!(user.ends_with("윤석열 대통령은 언제 방문했습니까?"));
+    }
 
     #[test]
     fn translation_prompts_and_their_worked_examples() {

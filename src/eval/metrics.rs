@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
+use crate::answer::{runs_by, unsegmented};
 use unicode_normalization::char::is_combining_mark;
 
 // ---------------------------------------------------------------------------------------------
@@ -156,7 +157,9 @@ pub fn contains_answer<S: AsRef<str>>(pred: &str, golds: &[S]) -> bool {
     let pred_norm = normalize_answer(pred);
     // A Latin name in Korean text carries its particle ("Choi Byung-ok입니다"): a change
     // between Hangul, kana or Han and other characters ends a word too.
-    let pred_tokens: Vec<&str> = py_split(&pred_norm).flat_map(split_at_script).collect();
+    let pred_tokens: Vec<&str> = py_split(&pred_norm)
+        .flat_map(|t| runs_by(t, unsegmented))
+        .collect();
     let unspaced = |t: &str| t.chars().filter(|c| !c.is_whitespace()).collect::<String>();
     let pred_unspaced = unspaced(&pred_norm);
     golds.iter().any(|g| {
@@ -172,29 +175,6 @@ pub fn contains_answer<S: AsRef<str>>(pred: &str, golds: &[S]) -> bool {
             .windows(gold_tokens.len())
             .any(|w| w == gold_tokens.as_slice())
     })
-}
-
-/// `token` cut wherever it changes between [`unsegmented`] characters and others.
-fn split_at_script(token: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let mut start = 0;
-    let mut prev: Option<bool> = None;
-    for (i, c) in token.char_indices() {
-        let kind = unsegmented(c);
-        if prev.is_some_and(|p| p != kind) {
-            parts.push(&token[start..i]);
-            start = i;
-        }
-        prev = Some(kind);
-    }
-    parts.push(&token[start..]);
-    parts
-}
-
-/// Hangul, kana and Han characters: scripts whose words are not delimited by spaces alone.
-fn unsegmented(c: char) -> bool {
-    matches!(c as u32, 0x1100..=0x11FF | 0x3040..=0x30FF | 0x3130..=0x318F | 0x3400..=0x4DBF
-        | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -53,8 +53,15 @@ pub struct QuestionResult {
     pub id: String,
     pub kind: QaKind,
     pub question: String,
+    /// The question's English translation, for a question written in another script (what
+    /// retrieval and the draft used).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub question_english: Option<String>,
     pub gold_answers: Vec<String>,
     pub answer: String,
+    /// For an answer translated into the question's language: the checked English answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer_english: Option<String>,
     /// The span of the answer sentence that answers the question, when one was extracted.
     pub short_answer: Option<String>,
     pub draft: String,
@@ -209,18 +216,24 @@ fn score_item<'g>(
     cfg: &AskConfig,
 ) -> Result<QuestionResult, EvalError> {
     let started = std::time::Instant::now();
-    // A question in another script is retrieved by its English translation when a generator
-    // can make one.
-    let query = match generator.as_deref_mut() {
-        Some(g) => pipeline::understand(&item.question, g).map_err(|source| EvalError::Ask {
-            id: item.id.clone(),
-            source,
-        })?,
-        None => pipeline::Query::plain(&item.question),
-    };
     let span_of = |i: usize| {
         let c = &index.chunks[i];
         Span::new(c.doc.to_string(), c.start..c.end)
+    };
+    let on_gold = |s: &Span| gold.iter().any(|g| g.overlaps(s));
+    // A question in another script is retrieved by its English translation when a generator
+    // can make one; a withheld-gold twin's translation does not see the gold evidence either.
+    let off_gold = |i: usize| !on_gold(&span_of(i));
+    let query = match generator.as_deref_mut() {
+        Some(g) => {
+            let usable = withheld.then_some(&off_gold as &dyn Fn(usize) -> bool);
+            pipeline::understand_within(&item.question, index, embedder, &cfg.retrieval, g, usable)
+                .map_err(|source| EvalError::Ask {
+                    id: item.id.clone(),
+                    source,
+                })?
+        }
+        None => pipeline::Query::plain(&item.question),
     };
     let deep = index::RetrievalConfig {
         k: METRIC_DEPTH.max(cfg.retrieval.k) + if withheld { WITHHELD_SLACK } else { 0 },
@@ -237,7 +250,6 @@ fn score_item<'g>(
         id: item.id.clone(),
         source,
     })?;
-    let on_gold = |s: &Span| gold.iter().any(|g| g.overlaps(s));
     if withheld {
         ranked.retain(|h| !on_gold(&span_of(h.index)));
     }
@@ -268,12 +280,14 @@ fn score_item<'g>(
         },
         kind,
         question: item.question.clone(),
+        question_english: None,
         gold_answers: if answerable {
             item.answers.clone()
         } else {
             Vec::new()
         },
         answer: String::new(),
+        answer_english: None,
         short_answer: None,
         draft: String::new(),
         abstained: false,
@@ -314,6 +328,8 @@ fn score_item<'g>(
             })?;
     let checked = &outcome.checked;
     result.answer = checked.text.clone();
+    result.question_english = outcome.question_english.clone();
+    result.answer_english = outcome.answer_english.clone();
     result.short_answer = outcome.short_answer.clone();
     result.draft = outcome.draft.clone();
     result.abstained = checked.abstained;
