@@ -395,6 +395,30 @@ fn docqa(args: &[&str]) -> (i32, Value) {
     (out.status.code().unwrap_or(-1), v)
 }
 
+/// POSTs `body` asking for a stream and returns its events' JSON chunks, checking that the
+/// stream is server-sent events ending with `data: [DONE]`.
+fn post_stream(url: &str, body: &Value) -> Vec<Value> {
+    let resp = ureq::post(url)
+        .set("Content-Type", "application/json")
+        .send_string(&body.to_string())
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    assert!(resp
+        .header("Content-Type")
+        .unwrap_or_default()
+        .starts_with("text/event-stream"));
+    let mut text = String::new();
+    resp.into_reader().read_to_string(&mut text).unwrap();
+    let events: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(events.last(), Some(&"[DONE]"), "{text}");
+    events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap_or_else(|err| panic!("{err}: {e}")))
+        .collect()
+}
+
 fn post(url: &str, body: Value) -> (u16, Value) {
     let resp = match ureq::post(url).send_json(body) {
         Ok(r) => r,
@@ -451,6 +475,39 @@ fn any_kind_of_model_in_ask_and_compare() {
         "{v:#}"
     );
     assert_eq!(v["usage"]["completion_tokens"], 1);
+
+    // Streamed raw generation: the same greedy reply, piece by piece as it is written.
+    let ask = json!({
+        "model": SMOLLM,
+        "messages": [{"role": "user", "content": "Name three colours."}],
+        "max_tokens": 24,
+    });
+    let (status, whole) = post(&format!("{base}/chat/completions"), ask.clone());
+    assert_eq!(status, 200, "{whole:#}");
+    let mut streamed = ask.clone();
+    streamed["stream"] = json!(true);
+    let chunks = post_stream(&format!("{base}/chat/completions"), &streamed);
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let pieces: Vec<&str> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .filter(|t| !t.is_empty())
+        .collect();
+    assert!(pieces.len() > 2, "{chunks:#?}");
+    assert_eq!(
+        pieces.concat(),
+        whole["choices"][0]["message"]["content"].as_str().unwrap()
+    );
+    let last = chunks.last().unwrap();
+    assert_eq!(
+        last["choices"][0]["finish_reason"],
+        whole["choices"][0]["finish_reason"]
+    );
+    assert_eq!(last["usage"], whole["usage"], "{last:#}");
+    streamed["logprobs"] = json!(true);
+    let (status, v) = post(&format!("{base}/chat/completions"), streamed);
+    assert_eq!(status, 400, "{v:#}");
+
     let (status, v) = post(
         &format!("{base}/chat/completions"),
         json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),

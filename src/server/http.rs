@@ -8,7 +8,7 @@
 //! | `POST /v1/ask` | `question`, optional `k`, `mode` | the `docqa ask --json` object |
 //! | `POST /v1/search` | `question`, optional `k`, `mode` | the `docqa search --json` object |
 //! | `POST /v1/chat/completions` | OpenAI's; `model` absent or `"docqa"`: the last user message is the question | the checked answer and its numbered sources as the message, `citations` beside it; `"stream": true` sends server-sent events |
-//! | `POST /v1/chat/completions` | OpenAI's with `model` the generator's id (`GET /v1/models` lists it first): raw generation, no retrieval; `max_tokens`, `temperature`, `top_p`, `seed`, `logprobs` with `top_logprobs` (the first token's alternatives, `choices[0].logprobs.content[0].top_logprobs`) | OpenAI's completion, with llama.cpp's `timings`; any other `model` is a 404 in OpenAI's error shape |
+//! | `POST /v1/chat/completions` | OpenAI's with `model` the generator's id (`GET /v1/models` lists it first): raw generation, no retrieval; `max_tokens`, `temperature`, `top_p`, `seed`, `logprobs` with `top_logprobs` (the first token's alternatives, `choices[0].logprobs.content[0].top_logprobs`) | OpenAI's completion, with llama.cpp's `timings`; `"stream": true` sends each piece as it is written; any other `model` is a 404 in OpenAI's error shape |
 //! | `POST /v1/embeddings` | OpenAI's (`input`: a string or strings) | MiniLM vectors |
 //!
 //! Errors are `{"error": {"kind", "message"}}` with the kinds the command line's `--json` uses
@@ -36,7 +36,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::Shared;
-use crate::generate::{GenOptions, Message, Prompt, Role, StopReason};
+use crate::generate::{GenOptions, Generation, Message, Prompt, Role, StopReason};
 use crate::index::RetrievalMode;
 use crate::session::errors::{json_error, kind_of, ErrorKind};
 use crate::session::{AskReport, Session, SessionError, Settings};
@@ -523,9 +523,9 @@ async fn raw_chat(state: Arc<AppState>, body: ChatBody) -> Result<Response, ApiE
     let invalid = |m: String| {
         ApiError::bad_request(m).openai("invalid_request_error", "invalid_request_error")
     };
-    if body.stream {
+    if body.stream && body.logprobs {
         return Err(invalid(
-            "raw generation is not streamed: send `\"stream\": false`".into(),
+            "`logprobs` are not streamed: send `\"stream\": false` with them".into(),
         ));
     }
     let mut messages = Vec::with_capacity(body.messages.len());
@@ -566,6 +566,9 @@ async fn raw_chat(state: Arc<AppState>, body: ChatBody) -> Result<Response, ApiE
     };
     let admission = admit(&state)?;
     let prompt = Prompt { messages };
+    if body.stream {
+        return Ok(raw_chat_stream(state, prompt, opts, admission).into_response());
+    }
     let result = state.session.run(move |s| s.generate(&prompt, &opts)).await;
     drop(admission);
     let g = result.map_err(|e| {
@@ -588,10 +591,6 @@ async fn raw_chat(state: Arc<AppState>, body: ChatBody) -> Result<Response, ApiE
         }]}),
         _ => Value::Null,
     };
-    let finish = match g.stop_reason {
-        StopReason::StopToken => "stop",
-        StopReason::MaxTokens | StopReason::ContextFull => "length",
-    };
     let id = format!(
         "chatcmpl-docqa-{}",
         state.next_id.fetch_add(1, Ordering::SeqCst)
@@ -605,22 +604,93 @@ async fn raw_chat(state: Arc<AppState>, body: ChatBody) -> Result<Response, ApiE
             "index": 0,
             "message": {"role": "assistant", "content": g.text},
             "logprobs": logprobs,
-            "finish_reason": finish,
+            "finish_reason": finish_reason(g.stop_reason),
         }],
-        "usage": {
-            "prompt_tokens": g.prompt_tokens,
-            "completion_tokens": g.generated_tokens,
-            "total_tokens": g.prompt_tokens + g.generated_tokens,
-        },
+        "usage": raw_usage(&g),
         // llama.cpp's field: the server's own split of its time.
-        "timings": {
-            "prompt_n": g.prompt_tokens,
-            "prompt_ms": g.prefill_ms,
-            "predicted_n": g.generated_tokens,
-            "predicted_ms": g.decode_ms,
-        },
+        "timings": raw_timings(&g),
     }))
     .into_response())
+}
+
+/// OpenAI's `finish_reason` for why a generation stopped.
+fn finish_reason(stop: StopReason) -> &'static str {
+    match stop {
+        StopReason::StopToken => "stop",
+        StopReason::MaxTokens | StopReason::ContextFull => "length",
+    }
+}
+
+fn raw_usage(g: &Generation) -> Value {
+    json!({
+        "prompt_tokens": g.prompt_tokens,
+        "completion_tokens": g.generated_tokens,
+        "total_tokens": g.prompt_tokens + g.generated_tokens,
+    })
+}
+
+fn raw_timings(g: &Generation) -> Value {
+    json!({
+        "prompt_n": g.prompt_tokens,
+        "prompt_ms": g.prefill_ms,
+        "predicted_n": g.generated_tokens,
+        "predicted_ms": g.decode_ms,
+    })
+}
+
+/// Raw generation as server-sent events in OpenAI's chunk format: the role at once, each piece
+/// of the reply as the model writes it, then a last chunk with `finish_reason`, `usage` and
+/// `timings`, then `data: [DONE]`. Unlike a checked answer, raw text is the reply itself, so
+/// nothing shown is taken back. A client that goes away stops nothing: the generation runs to
+/// its end, as the session serves one request at a time.
+fn raw_chat_stream(
+    state: Arc<AppState>,
+    prompt: Prompt,
+    opts: GenOptions,
+    admission: Admission,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let id = format!(
+        "chatcmpl-docqa-{}",
+        state.next_id.fetch_add(1, Ordering::SeqCst)
+    );
+    let chunks = Chunks {
+        id,
+        created: unix_now(),
+        model: state.generator.clone(),
+    };
+    let _ = tx.send(chunks.event(json!({"role": "assistant", "content": ""}), None, None));
+    tokio::spawn(async move {
+        let pieces = tx.clone();
+        let piece = chunks.clone();
+        let result = state
+            .session
+            .run(move |s| {
+                s.generate_streaming(&prompt, &opts, &mut |text| {
+                    let _ = pieces.send(piece.event(json!({"content": text}), None, None));
+                })
+            })
+            .await;
+        drop(admission);
+        let _ = tx.send(match result {
+            Ok(g) => chunks.event(
+                json!({}),
+                Some(finish_reason(g.stop_reason)),
+                Some(json!({"usage": raw_usage(&g), "timings": raw_timings(&g)})),
+            ),
+            Err(e) => {
+                let e = ApiError::from(e);
+                Event::default().data(json_error(e.kind, &e.message).to_string())
+            }
+        });
+        let _ = tx.send(Event::default().data("[DONE]"));
+    });
+    let stream =
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+        );
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 fn usage(r: &AskReport) -> Value {
@@ -629,6 +699,32 @@ fn usage(r: &AskReport) -> Value {
         "completion_tokens": r.timings.generated_tokens,
         "total_tokens": r.timings.prompt_tokens + r.timings.generated_tokens,
     })
+}
+
+/// Makes the `chat.completion.chunk` events of one streamed reply.
+#[derive(Clone)]
+struct Chunks {
+    id: String,
+    created: u64,
+    model: String,
+}
+
+impl Chunks {
+    /// One chunk: `delta` and `finish` as its one choice's, and `extra`'s fields (an object)
+    /// beside `choices`.
+    fn event(&self, delta: Value, finish: Option<&str>, extra: Option<Value>) -> Event {
+        let mut v = json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        });
+        if let (Some(fields), Some(Value::Object(extra))) = (v.as_object_mut(), extra) {
+            fields.extend(extra);
+        }
+        Event::default().data(v.to_string())
+    }
 }
 
 /// The chat reply as server-sent events in OpenAI's chunk format: the role at once, then, once
@@ -650,26 +746,13 @@ async fn chat_stream(
     // Refused before the stream opens, so a full queue is still a 503.
     let admission = admit(&state)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(8);
-    let model = state.generator.clone();
-    let chunk = move |delta: Value, finish: Option<&str>, extra: Option<(&str, Value)>| {
-        let mut v = json!({
-            "id": id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        });
-        if let Some((key, value)) = extra {
-            v[key] = value;
-        }
-        Event::default().data(v.to_string())
+    let chunks = Chunks {
+        id,
+        created,
+        model: state.generator.clone(),
     };
     let _ = tx
-        .send(chunk(
-            json!({"role": "assistant", "content": ""}),
-            None,
-            None,
-        ))
+        .send(chunks.event(json!({"role": "assistant", "content": ""}), None, None))
         .await;
     tokio::spawn(async move {
         let result = state.session.ask(question, k, mode).await;
@@ -677,14 +760,14 @@ async fn chat_stream(
         match result {
             Ok(report) => {
                 let _ = tx
-                    .send(chunk(json!({"content": report.to_text()}), None, None))
+                    .send(chunks.event(json!({"content": report.to_text()}), None, None))
                     .await;
                 let citations = serde_json::to_value(&report.citations).unwrap_or(Value::Null);
                 let _ = tx
-                    .send(chunk(
+                    .send(chunks.event(
                         json!({}),
                         Some("stop"),
-                        Some(("citations", citations)),
+                        Some(json!({ "citations": citations })),
                     ))
                     .await;
             }

@@ -343,9 +343,19 @@ impl Session {
         prompt: &Prompt,
         opts: &GenOptions,
     ) -> Result<Generation, SessionError> {
+        self.generate_streaming(prompt, opts, &mut |_| {})
+    }
+
+    /// [`Session::generate`], calling `on_token` with each new piece of the reply as it forms.
+    pub fn generate_streaming(
+        &mut self,
+        prompt: &Prompt,
+        opts: &GenOptions,
+        on_token: &mut dyn FnMut(&str),
+    ) -> Result<Generation, SessionError> {
         self.load_generator(&mut Silent)?;
         let g = self.generator.as_mut().expect("loaded above");
-        Ok(g.generator.generate_text(prompt, opts)?)
+        Ok(g.generator.generate(prompt, opts, on_token)?)
     }
 
     /// [`Session::open`] with the generator loaded too and the session marked warm: what a
