@@ -97,15 +97,33 @@ enum Inspected {
     },
 }
 
-/// [`check_path`], keeping the opened file.
+/// How many times [`inspect`] looks again at a path that was replaced between its two looks.
+const INSPECT_ATTEMPTS: usize = 8;
+
+/// [`check_path`], keeping the opened file. A path replaced between the look at its entry and the
+/// open (another docqa process renaming a finished index into place) is looked at again, both
+/// looks anew; one that keeps changing is refused.
 fn inspect(path: &Path) -> Result<Inspected, IndexError> {
+    for _ in 1..INSPECT_ATTEMPTS {
+        if let Some(inspected) = inspect_once(path)? {
+            return Ok(inspected);
+        }
+    }
+    inspect_once(path)?.ok_or_else(|| IndexError::NotAnIndex {
+        path: path.to_path_buf(),
+        why: "it changed while being checked".to_string(),
+    })
+}
+
+/// One look at `path`: `None` when it was replaced between the look at its entry and the open.
+fn inspect_once(path: &Path) -> Result<Option<Inspected>, IndexError> {
     let refuse = |why: &str| IndexError::NotAnIndex {
         path: path.to_path_buf(),
         why: why.to_string(),
     };
     let meta = match fs::symlink_metadata(path) {
         Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Inspected::Absent),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some(Inspected::Absent)),
         Err(e) => return Err(io_err(path)(e)),
     };
     let kind = meta.file_type();
@@ -124,14 +142,20 @@ fn inspect(path: &Path) -> Result<Inspected, IndexError> {
             "it is not a regular file"
         }));
     }
-    let file = File::open(path).map_err(io_err(path))?;
-    // The path may have been swapped between the two looks: trust only the file opened.
+    let file = match File::open(path) {
+        Ok(file) => file,
+        // Removed between the two looks (renamed away by another docqa process): look again.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    // The path may have been swapped between the two looks: trust only the file opened, and
+    // only when it is the entry that was checked.
     let opened = file.metadata().map_err(io_err(path))?;
     if !opened.is_file() || opened.ino() != meta.ino() || opened.dev() != meta.dev() {
-        return Err(refuse("it changed while being checked"));
+        return Ok(None);
     }
     if opened.len() == 0 {
-        return Ok(Inspected::Empty);
+        return Ok(Some(Inspected::Empty));
     }
     let mut reader = BufReader::new(file);
     let mut magic = Vec::new();
@@ -144,7 +168,7 @@ fn inspect(path: &Path) -> Result<Inspected, IndexError> {
             "it does not start with docqa's `{MAGIC}` line"
         )));
     }
-    Ok(Inspected::Docqa { reader, magic })
+    Ok(Some(Inspected::Docqa { reader, magic }))
 }
 
 /// Reads and checks an index file: [`IndexError::Corrupt`] for any damage to a docqa file,
@@ -629,6 +653,42 @@ mod tests {
         assert_eq!(fs::read_to_string(at("notes")).unwrap(), "precious\n");
         assert!(fs::symlink_metadata(at("link")).unwrap().is_symlink());
         assert!(stray_temps(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn an_index_renamed_into_place_while_it_is_read_is_read_not_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.docqa");
+        let (_, _, files) = sample();
+        write_files(&path, &[&files[0]]).unwrap();
+        // Ready-made replacements, renamed over the path as a finishing writer does.
+        let spares: Vec<PathBuf> = (0..2)
+            .map(|i| {
+                let spare = dir.path().join(format!("spare{i}"));
+                write_files(&spare, &[&files[i]]).unwrap();
+                spare
+            })
+            .collect();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let swapper = {
+            let (stop, path) = (stop.clone(), path.clone());
+            std::thread::spawn(move || {
+                let mut swaps = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let spare = &spares[(swaps % 2) as usize];
+                    fs::copy(spare, spare.with_extension("next")).unwrap();
+                    fs::rename(spare.with_extension("next"), &path).unwrap();
+                    swaps += 1;
+                }
+                swaps
+            })
+        };
+        for _ in 0..2000 {
+            assert_eq!(check_path(&path).unwrap(), IndexPathState::Docqa);
+            assert!(!read(&path).unwrap().chunks.is_empty());
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(swapper.join().unwrap() > 0);
     }
 
     #[test]
